@@ -1,0 +1,17 @@
+import { parse, str, needId, type Globals } from '../args';
+import { create } from '../../runtime/container';
+
+export const FLAGS = {
+  bool: ['no-pivot', 'no-new-keyring'],
+  str: ['bundle', 'pid-file', 'console-socket', 'preserve-fds', 'pidfd-socket'],
+  alias: { b: 'bundle' },
+};
+
+export default function (argv: string[], g: Globals): number {
+  const p = parse(argv, FLAGS, 'create');
+  create({
+    root: g.root, id: needId(p, 'create'), bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),
+    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'],
+  });
+  return 0;
+}

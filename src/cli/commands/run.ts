@@ -1,0 +1,20 @@
+import { parse, str, needId, type Globals } from '../args';
+import { run, printPlan } from '../../runtime/container';
+
+export default async function (argv: string[], g: Globals): Promise<number> {
+  const p = parse(argv, {
+    bool: ['no-pivot', 'no-new-keyring', 'detach', 'keep', 'no-subreaper', 'dry-run'],
+    str: ['bundle', 'pid-file', 'console-socket', 'preserve-fds', 'pidfd-socket', 'format'],
+    alias: { b: 'bundle', d: 'detach' },
+  }, 'run');
+  const id = p.flags['dry-run'] && !p.args.length ? 'dry-run' : needId(p, 'run');
+  const o = {
+    root: g.root, id, bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),
+    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], detach: !!p.flags.detach, keep: !!p.flags.keep,
+  };
+  if (p.flags['dry-run']) {
+    process.stdout.write(printPlan(o, str(p, 'format') ?? 'text'));
+    return 0;
+  }
+  return run(o);
+}

@@ -1,0 +1,124 @@
+// tsrun's entry point.  Parses the global flags, then loads only the module of
+// the command that runs: the start path of run/create/start/exec stays small.
+import * as fs from 'fs';
+import { TsrunError } from '../runtime/errors';
+import type { Globals } from './args';
+
+const VERSION = '0.1.0';
+const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => Promise<number> | number }> = {
+  create: () => require('./commands/create'),
+  run: () => require('./commands/run'),
+  start: () => require('./commands/start'),
+  state: () => require('./commands/state'),
+  kill: () => require('./commands/kill'),
+  delete: () => require('./commands/delete'),
+  list: () => require('./commands/list'),
+  ps: () => require('./commands/ps'),
+  exec: () => require('./commands/exec'),
+  pause: () => require('./commands/pause'),
+  resume: () => require('./commands/resume'),
+  events: () => require('./commands/events'),
+  update: () => require('./commands/update'),
+  features: () => require('./commands/features'),
+  plan: () => require('./commands/plan'),
+  spec: () => require('./commands/spec'),
+};
+
+const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
+
+A Linux container runtime with runc's command-line contract.
+
+Commands:
+  create    create a container from an OCI bundle (its process waits for start)
+  start     start a created container
+  run       create and start a container (--dry-run prints the plan)
+  state     print a container's state as JSON
+  kill      send a signal to a container's init (--all: to every process)
+  delete    delete a container (--force kills a running one first)
+  list      list containers (--format table|json, -q)
+  ps        list a container's processes
+  exec      run a new process in a running container
+  pause     freeze every process of a container
+  resume    thaw a paused container
+  events    print a container's events and resource usage (--stats)
+  update    change a running container's resources
+  features  print what this runtime supports (JSON)
+  plan      print every kernel step a bundle's container will get
+  spec      write a default config.json
+
+Global options:
+  --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)
+  --log FILE             also log errors to FILE
+  --log-format text|json log format (default text)
+  --debug                show stack traces
+  --version, -v          print the version
+`;
+
+function logError(g: Globals | undefined, msg: string) {
+  if (!g?.log) return;
+  const time = new Date().toISOString();
+  const line = g.logFormat === 'json' ? JSON.stringify({ level: 'error', msg, time }) + '\n' : `time="${time}" level=error msg=${JSON.stringify(msg)}\n`;
+  try { fs.appendFileSync(g.log, line); } catch { /* the log is best effort */ }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const g: Globals = { root: process.env.TSRUN_ROOT || '/var/lib/tsrun', logFormat: 'text', debug: false };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-')) break;
+    const [name, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const val = () => {
+      if (inline !== undefined) return inline;
+      if (i + 1 >= argv.length) throw new TsrunError(`flag needs an argument: ${a}`);
+      return argv[++i];
+    };
+    switch (name) {
+      case '--root': g.root = val(); break;
+      case '--log': g.log = val(); break;
+      case '--log-format': {
+        const f = val();
+        if (f !== 'text' && f !== 'json') throw new TsrunError(`invalid log format "${f}": use text or json`);
+        g.logFormat = f;
+        break;
+      }
+      case '--debug': g.debug = true; break;
+      case '--systemd-cgroup': throw new TsrunError('--systemd-cgroup is not supported yet; use cgroupfs paths');
+      case '--rootless': val(); break;
+      case '--criu': val(); break;
+      case '-v': case '--version':
+        process.stdout.write(`tsrun version ${VERSION}\ncommit: unknown\nspec: 1.2.0\nnode: ${process.version}\n`);
+        return 0;
+      case '-h': case '--help':
+        process.stdout.write(USAGE);
+        return 0;
+      default: throw new TsrunError(`flag provided but not defined: ${a}`);
+    }
+  }
+  const cmd = argv[i];
+  if (!cmd || cmd === 'help') { process.stdout.write(USAGE); return cmd ? 0 : 1; }
+  const load = COMMANDS[cmd];
+  if (!load) throw new TsrunError(`unknown command "${cmd}" (see tsrun --help)`);
+  (main as { g?: Globals }).g = g;
+  return load().default(argv.slice(i + 1), g);
+}
+
+function fail(e: unknown): number {
+  const g = (main as { g?: Globals }).g;
+  const err = e as Error & { exitCode?: number };
+  const msg = err instanceof TsrunError ? err.message : `${err?.message ?? String(e)}`;
+  logError(g, msg);
+  process.stderr.write(`tsrun: ${msg.split('\n')[0]}\n`);
+  if (g?.debug || process.env.TSRUN_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
+  return err instanceof TsrunError ? err.exitCode : 1;
+}
+
+function exit(code: number) {
+  // Flush stdout/stderr before leaving; skip Node's slow teardown when possible.
+  const done = () => process.exit(code);
+  if (process.stdout.writableLength || process.stderr.writableLength) process.stdout.write('', done);
+  else done();
+}
+
+if (process.argv.includes('--debug')) process.env.TSRUN_DEBUG = '1';
+main(process.argv.slice(2)).then(exit, (e) => exit(fail(e)));

@@ -1,0 +1,91 @@
+// The only place that loads the FFI: koffi's prebuilt .node, loaded directly
+// (its JS loader costs ~7 ms; the .node ~1 ms), and tsrun's C shim.
+import * as path from 'path';
+import * as os from 'os';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Fn = (...args: any[]) => any;
+
+export interface Shim {
+  spawn(plan: Buffer, len: number, cgroupFd: number, sockOut: Int32Array): number;
+  recv(sock: number, out: BigInt64Array): number;
+  reply(sock: number, v: bigint): number;
+  wait: Fn & { async: Fn };
+  sendConsole(path: string, fd: number, name: string): number;
+  prlimit(pid: number, res: number, soft: bigint, hard: bigint): number;
+  close(fd: number): number;
+  open(path: string, flags: number): number;
+  exit(code: number): never;
+  mkfifo(path: string, mode: number): number;
+  flock(fd: number): number;
+}
+
+let koffiMod: any;
+let shim: Shim | undefined;
+
+export function repoDir(): string {
+  // bin/tsrun (the bundle) lives one level below the repo; dist/ too.
+  return path.resolve(__dirname, '..');
+}
+
+export function koffi(): any {
+  if (koffiMod) return koffiMod;
+  const arch = process.arch === 'x64' ? 'x64' : process.arch;
+  const direct = path.join(repoDir(), 'node_modules', 'koffi', 'build', 'koffi', `linux_${arch}`, 'koffi.node');
+  try {
+    const m = { exports: {} as any };
+    process.dlopen(m, direct, os.constants.dlopen.RTLD_NOW);
+    koffiMod = m.exports;
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    koffiMod = require('koffi');
+  }
+  return koffiMod;
+}
+
+export function native(): Shim {
+  if (shim) return shim;
+  const k = koffi();
+  const lib = k.load(process.env.TSRUN_SHIM || path.join(repoDir(), 'native', 'build', 'libtsrun.so'));
+  shim = {
+    spawn: lib.func('int tsrun_spawn(const uint8_t *plan, uint32_t len, int cgroup_fd, _Out_ int *sock)'),
+    recv: lib.func('int tsrun_recv(int sock, _Out_ int64_t *out)'),
+    reply: lib.func('int tsrun_reply(int sock, int64_t v)'),
+    wait: lib.func('int tsrun_wait(int pid)'),
+    sendConsole: lib.func('int tsrun_send_console(const char *path, int fd, const char *name)'),
+    prlimit: lib.func('int tsrun_prlimit(int pid, int res, uint64_t soft, uint64_t hard)'),
+    close: lib.func('int tsrun_close(int fd)'),
+    open: lib.func('int tsrun_open(const char *path, int flags)'),
+    exit: lib.func('void tsrun_exit(int code)'),
+    mkfifo: lib.func('int tsrun_mkfifo(const char *path, int mode)'),
+    flock: lib.func('int tsrun_flock(int fd)'),
+  } as Shim;
+  return shim;
+}
+
+const errnoNames: Record<number, string> = {};
+export function errnoName(e: number): string {
+  if (!errnoNames[1]) for (const [k, v] of Object.entries(os.constants.errno)) errnoNames[v] ??= k;
+  return errnoNames[e] ?? `errno ${e}`;
+}
+
+/** strerror(3) text for an errno number, as the C library prints it. */
+export function strerror(e: number): string {
+  return STRERROR[errnoName(e)] ?? errnoName(e);
+}
+
+const STRERROR: Record<string, string> = {
+  EPERM: 'Operation not permitted', ENOENT: 'No such file or directory', ESRCH: 'No such process',
+  EINTR: 'Interrupted system call', EIO: 'Input/output error', ENXIO: 'No such device or address',
+  E2BIG: 'Argument list too long', ENOEXEC: 'Exec format error', EBADF: 'Bad file descriptor',
+  ECHILD: 'No child processes', EAGAIN: 'Resource temporarily unavailable', ENOMEM: 'Cannot allocate memory',
+  EACCES: 'Permission denied', EFAULT: 'Bad address', ENOTBLK: 'Block device required', EBUSY: 'Device or resource busy',
+  EEXIST: 'File exists', EXDEV: 'Invalid cross-device link', ENODEV: 'No such device', ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory', EINVAL: 'Invalid argument', ENFILE: 'Too many open files in system',
+  EMFILE: 'Too many open files', ENOTTY: 'Inappropriate ioctl for device', EFBIG: 'File too large',
+  ENOSPC: 'No space left on device', ESPIPE: 'Illegal seek', EROFS: 'Read-only file system',
+  EMLINK: 'Too many links', EPIPE: 'Broken pipe', ERANGE: 'Numerical result out of range',
+  ENAMETOOLONG: 'File name too long', ENOSYS: 'Function not implemented', ENOTEMPTY: 'Directory not empty',
+  ELOOP: 'Too many levels of symbolic links', ETIMEDOUT: 'Connection timed out', ECONNREFUSED: 'Connection refused',
+  EOPNOTSUPP: 'Operation not supported', EXDEV_: '', ENOTSUP: 'Operation not supported',
+};
