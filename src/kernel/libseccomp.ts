@@ -4,8 +4,8 @@
 // first call to libseccomp(), so that importing this module costs nothing on the start path.
 // Constants come from /usr/include/seccomp.h.
 
-import * as fs from 'fs';
-import * as os from 'os';
+import fs = require('fs');
+import os = require('os');
 import { koffi as loadKoffi } from './native';
 
 type Koffi = typeof import('koffi');

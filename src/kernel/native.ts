@@ -1,7 +1,7 @@
 // The only place that loads the FFI: koffi's prebuilt .node, loaded directly
 // (its JS loader costs ~7 ms; the .node ~1 ms), and tsrun's C shim.
-import * as path from 'path';
-import * as os from 'os';
+import path = require('path');
+import os = require('os');
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Fn = (...args: any[]) => any;
@@ -41,6 +41,10 @@ export function koffi(): any {
     koffiMod = require('koffi');
   }
   return koffiMod;
+}
+
+export function loaded(): boolean {
+  return shim !== undefined;
 }
 
 export function native(): Shim {

@@ -1,6 +1,6 @@
 // Linux capability names and numbers (linux/capability.h), as used by the OCI process.capabilities sets.
 
-import * as fs from 'fs';
+import fs = require('fs');
 
 export const CAPS: Record<string, number> = {
   CAP_CHOWN: 0,

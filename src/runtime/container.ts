@@ -1,7 +1,7 @@
 // The runc lifecycle: create, start, run, exec, kill, delete.
-import * as fs from 'fs';
-import * as path from 'path';
-import * as os from 'os';
+import fs = require('fs');
+import path = require('path');
+import os = require('os');
 import type { Spec, Process } from './spec';
 import { TsrunError, StepError } from './errors';
 import { containerPlan, addProcessTail, encodePlan, formatPlan, planJSON, OP, NS_FLAGS, type Step, type PlanInput } from './plan';
@@ -10,6 +10,7 @@ import * as store from './state';
 import { cgroupManager, loadCgroupManager, detectCgroupMode, defaultAllowedDevices, type CgroupManager } from './cgroups';
 import { runHooks } from './hooks';
 import { native, strerror } from '../kernel/native';
+import { trace } from './trace';
 
 const MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4, MSG_CONSOLE = 5;
 const O_PATH = 0o10000000, O_DIRECTORY = 0o200000;
@@ -54,9 +55,9 @@ function compileSeccompFor(spec: Spec): PlanInput['seccomp'] {
 }
 
 /** Build the plan (no side effects): used by create/run and by `tsrun plan`. */
-export function prepare(o: CreateOptions, mode: 'create' | 'run', cgroupDirForClone?: string): Prepared {
+export function prepare(o: CreateOptions, mode: 'create' | 'run', cg?: { cloneDir?: string; v1Dirs: string[] }, loaded?: { spec: Spec; rootfs: string }): Prepared {
   const bundle = path.resolve(o.bundle);
-  const { spec, rootfs } = loadSpec(bundle);
+  const { spec, rootfs } = loaded ?? loadSpec(bundle);
   if (spec.process?.terminal && mode === 'create' && !o.consoleSocket) {
     throw new TsrunError('cannot allocate tty if tsrun will detach without setting console socket');
   }
@@ -67,7 +68,8 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cgroupDirForCl
     consoleSocket: o.consoleSocket ? path.resolve(o.consoleSocket) : undefined,
     noPivot: o.noPivot,
     cgroupMode: detectCgroupMode(),
-    cgroupDirForClone,
+    cgroupDirForClone: cg?.cloneDir,
+    cgroupV1Dirs: cg?.v1Dirs ?? ['<cgroup>'],
     seccomp: compileSeccompFor(spec),
     hookState: (st) => hookStateParts(spec, o.id, bundle, st),
   });
@@ -75,7 +77,13 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cgroupDirForCl
 }
 
 export function printPlan(o: CreateOptions, format: string): string {
-  const p = prepare(o, 'run', '<cgroup>');
+  let cg: { cloneDir?: string; v1Dirs: string[] } | undefined;
+  try {
+    const { spec } = loadSpec(path.resolve(o.bundle));
+    const m = cgroupManager(spec.linux?.cgroupsPath, o.id);
+    cg = { cloneDir: m.unifiedDir(), v1Dirs: [...new Set(Object.values(m.paths.v1))] };
+  } catch { /* the plan shows the errors of loadSpec below */ }
+  const p = prepare(o, 'run', cg);
   return format === 'json' ? JSON.stringify(planJSON(p.steps), null, 2) + '\n' : formatPlan(p.steps);
 }
 
@@ -88,7 +96,9 @@ function drive(steps: Step[], cloneFlags: number, cgFd: number, ctx: {
   const sh = native();
   const plan = encodePlan(steps, cloneFlags);
   const sockOut = new Int32Array(1);
+  trace('native loaded, plan encoded');
   const pid = sh.spawn(plan, plan.length, cgFd, sockOut);
+  trace('cloned');
   const cloneStep = steps.findIndex((s) => s.parent?.do === 'clone');
   if (pid < 0) throw new StepError(cloneStep + 1, steps.length, steps[cloneStep].text, -pid, strerror(-pid));
   const sock = sockOut[0];
@@ -109,6 +119,7 @@ function drive(steps: Step[], cloneFlags: number, cgFd: number, ctx: {
         sh.wait(pid); // the intermediate process exits at once
         init = val;
       } else if (type === MSG_SYNC) {
+        trace(`sync at step ${step + 1}`);
         let i = step + 1;
         try {
           for (; i < steps.length && steps[i].where === 'parent'; i++) ctx.parentAction(steps[i], init);
@@ -117,6 +128,7 @@ function drive(steps: Step[], cloneFlags: number, cgFd: number, ctx: {
           const err = e as Error;
           throw new StepError(i + 1, steps.length, steps[i].text, 0, err.message);
         }
+        trace(`sync done`);
         sh.reply(sock, BigInt(init));
       } else if (type === MSG_ERROR) {
         const s = steps[step];
@@ -162,7 +174,7 @@ export function waitStatusToCode(st: number): number {
   return 128 + (st & 0x7f);
 }
 
-function makeParentActions(spec: Spec, id: string, bundle: string, cg: CgroupManager, joinedUnified: boolean) {
+function makeParentActions(spec: Spec, id: string, bundle: string, cg: CgroupManager) {
   return (s: Step, pid: number) => {
     const a = s.parent!;
     switch (a.do) {
@@ -172,7 +184,7 @@ function makeParentActions(spec: Spec, id: string, bundle: string, cg: CgroupMan
         fs.writeFileSync(`/proc/${pid}/uid_map`, fmt(spec.linux?.uidMappings));
         break;
       }
-      case 'cgroup-join': cg.join(pid, { skipUnified: joinedUnified }); break;
+      case 'cgroup-create': cg.create(); break;
       case 'cgroup-apply': {
         const r = spec.linux?.resources;
         // as runc: the spec's device rules, then the devices every container needs, then linux.devices
@@ -203,6 +215,7 @@ function writePidFile(file: string, pid: number) {
 
 /** create (mode 'create') or the first half of run (mode 'run'). */
 export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec: store.ContainerRecord; spawned: Spawned; cg: CgroupManager; steps: Step[] } {
+  trace('createContainer');
   store.validateId(o.id);
   const dir = store.reserve(o.root, o.id);
   let cg: CgroupManager | undefined;
@@ -210,31 +223,37 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
   const sh = native();
   try {
     const bundle = path.resolve(o.bundle);
-    const { spec } = loadSpec(bundle);
+    const loaded = loadSpec(bundle);
     try {
-      cg = cgroupManager(spec.linux?.cgroupsPath, o.id);
+      cg = cgroupManager(loaded.spec.linux?.cgroupsPath, o.id);
     } catch (e) {
       throw new TsrunError((e as Error).message);
     }
     const cloneDir = cg.unifiedDir();
-    const p = prepare(o, mode, cloneDir);
+    trace('spec loaded');
+    const p = prepare(o, mode, { cloneDir, v1Dirs: [...new Set(Object.values(cg.paths.v1))] }, loaded);
+    trace('plan built');
     if (mode === 'create') {
       const r = sh.mkfifo(path.join(dir, 'exec.fifo'), 0o622);
       if (r < 0) throw new TsrunError(`mkfifo ${path.join(dir, 'exec.fifo')}: ${strerror(-r)}`);
     }
-    const cgStep = p.steps.findIndex((s) => s.parent?.do === 'cgroup-create');
-    try {
-      cg.create();
-    } catch (e) {
-      throw new StepError(cgStep + 1, p.steps.length, p.steps[cgStep].text, 0, (e as Error).message);
+    const actions = makeParentActions(p.spec, o.id, bundle, cg);
+    for (let i = 0; p.steps[i].where === 'parent' && p.steps[i].parent?.do !== 'clone'; i++) {
+      try {
+        actions(p.steps[i], 0);
+      } catch (e) {
+        throw new StepError(i + 1, p.steps.length, p.steps[i].text, 0, (e as Error).message);
+      }
     }
+    trace('cgroup created');
     // clone3(CLONE_INTO_CGROUP) into the v2 dir: on hybrid hosts this one has no controllers, but
     // gives cgroup.kill and cgroup.events; the v1 dirs are joined at the first sync.
     if (cloneDir) {
       cgFd = sh.open(cloneDir, O_PATH | O_DIRECTORY);
       if (cgFd < 0) cgFd = -1;
     }
-    const spawned = drive(p.steps, p.cloneFlags, cgFd, { parentAction: makeParentActions(p.spec, o.id, bundle, cg, cgFd >= 0) });
+    const spawned = drive(p.steps, p.cloneFlags, cgFd, { parentAction: actions });
+    trace('child ready');
     const st = store.procStat(spawned.pid);
     const rec: store.ContainerRecord = {
       id: o.id, pid: spawned.pid, startTime: st?.start ?? '', bundle, rootfs: p.rootfs,
@@ -244,6 +263,7 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
     };
     store.saveRecord(o.root, rec);
     if (o.pidFile) writePidFile(o.pidFile, spawned.pid);
+    trace('state saved');
     return { rec, spawned, cg, steps: p.steps };
   } catch (e) {
     if (cg) { try { cg.destroy(); } catch { /* best effort */ } }
@@ -330,12 +350,14 @@ export async function run(o: CreateOptions): Promise<number> {
   const st: number = await new Promise((resolve, reject) => {
     sh.wait.async(spawned.pid, (err: Error | null, v: number) => (err ? reject(err) : resolve(v)));
   });
+  trace('container exited');
   await tty?.stop();
   const code = waitStatusToCode(st);
   let oom = false;
   try { oom = cg.oomKillCount() > 0; } catch { /* no memory controller */ }
   if (oom) process.stderr.write(`tsrun: container ${o.id} was killed by the OOM killer (memory limit too low?)\n`);
-  if (!o.keep) destroy(o.root, rec, cg);
+  if (!o.keep) destroy(o.root, rec, cg, true);
+  trace('destroyed');
   return code;
 }
 
@@ -377,10 +399,11 @@ function proxyConsole(fd: number): { stop: () => Promise<void> } {
 }
 
 /** Remove everything a container owns: processes, cgroups, state. */
-export function destroy(root: string, rec: store.ContainerRecord, cg?: CgroupManager): void {
+export function destroy(root: string, rec: store.ContainerRecord, cg?: CgroupManager, initReaped = false): void {
   const mgr = cg ?? loadCgroupManager(rec.cgroup);
-  if (store.isAlive(rec)) { try { process.kill(rec.pid, 'SIGKILL'); } catch { /* gone */ } }
-  try { mgr.killAll(9); } catch { /* empty */ }
+  if (!initReaped && store.isAlive(rec)) { try { process.kill(rec.pid, 'SIGKILL'); } catch { /* gone */ } }
+  // when init of a private PID namespace is gone, the kernel has killed the rest already
+  if (!(initReaped && rec.ownPidNs)) { try { mgr.killAll(9); } catch { /* empty */ } }
   try {
     runHooks('poststop', rec.config.hooks?.poststop, store.toState(rec, 'stopped'));
   } catch (e) {
@@ -465,14 +488,13 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
   const cg = loadCgroupManager(rec.cgroup);
   const cloneDir = cg.unifiedDir();
   steps.push({ where: 'parent', text: `clone3(0${cloneDir ? ', CLONE_INTO_CGROUP ' + cloneDir : ''})`, parent: { do: 'clone' } });
+  for (const dir of new Set(Object.values(rec.cgroup.v1))) steps.push({ where: 'child', text: `join cgroup ${dir}`, code: OP.WRITE_FILE, n: [], s: [dir + '/tasks', '0'] });
   const nss = (rec.config.linux?.namespaces ?? []).map((n) => n.type);
   const order = ['user', ...nss.filter((t) => t !== 'user' && t !== 'mount'), 'mount'].filter((t) => nss.includes(t));
   for (const t of order) {
     const nsName = ({ mount: 'mnt', network: 'net' } as Record<string, string>)[t] ?? t;
     steps.push({ where: 'child', text: `setns /proc/${rec.pid}/ns/${nsName} (${t})`, code: OP.SETNS, n: [NS_FLAGS[t]], s: [`/proc/${rec.pid}/ns/${nsName}`] });
   }
-  steps.push({ where: 'child', text: 'wait for the cgroup', code: OP.SYNC, n: [], s: [] });
-  steps.push({ where: 'parent', text: `join the container's cgroup`, parent: { do: 'cgroup-join' } });
   if (nss.includes('pid')) steps.push({ where: 'child', text: 'fork into the PID namespace (CLONE_PARENT)', code: OP.FORK, n: [], s: [] });
   if (proc.terminal) {
     if (o.consoleSocket) steps.push({ where: 'child', text: `connect to the console socket ${o.consoleSocket}`, code: OP.CONNECT_CONSOLE, n: [], s: [path.resolve(o.consoleSocket)] });
@@ -489,9 +511,7 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
   if (cloneDir) { cgFd = sh.open(cloneDir, O_PATH | O_DIRECTORY); if (cgFd < 0) cgFd = -1; }
   let spawned: Spawned;
   try {
-    spawned = drive(steps, 0, cgFd, {
-      parentAction: (s, pid) => { if (s.parent?.do === 'cgroup-join') cg.join(pid, { skipUnified: cgFd >= 0 }); },
-    });
+    spawned = drive(steps, 0, cgFd, { parentAction: () => { /* exec has no parent steps after clone */ } });
   } finally {
     if (cgFd >= 0) sh.close(cgFd);
   }

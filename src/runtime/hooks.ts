@@ -1,11 +1,13 @@
 // OCI hooks run by tsrun itself (prestart, createRuntime, poststart, poststop):
 // the state on stdin, the hook's own args and env, an optional timeout.
-import { spawnSync } from 'child_process';
 import type { Hook } from './spec';
 import { TsrunError } from './errors';
 
 export function runHooks(kind: string, hooks: Hook[] | undefined, state: object): void {
-  (hooks ?? []).forEach((h, i) => {
+  if (!hooks?.length) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  hooks.forEach((h, i) => {
     const args = h.args ?? [h.path];
     const r = spawnSync(h.path, args.slice(1), {
       argv0: args[0],

@@ -8,7 +8,7 @@
 // koffi and libseccomp are only loaded inside compileSeccomp() (../kernel/libseccomp loads them
 // lazily); describeSeccomp() is pure.
 
-import * as os from 'os';
+import os = require('os');
 import type { Seccomp, SeccompSyscall } from './spec';
 import * as L from '../kernel/libseccomp';
 import type { ScmpArgCmp } from '../kernel/libseccomp';

@@ -1,6 +1,6 @@
 // Signal names ↔ numbers for `tsrun kill`, like runc's parseSignal (plus SIGRTMIN+n / SIGRTMAX-n).
 
-import * as os from 'os';
+import os = require('os');
 
 /** glibc's user-visible real-time range on Linux (the kernel's 32 and 33 are reserved by glibc). */
 const SIGRTMIN = 34;

@@ -1,7 +1,7 @@
 // The per-container state directory: <root>/<id>/{state.json, exec.fifo}.
 // Written atomically (temp file + rename); create is exclusive through mkdir.
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import type { Spec, State, Status } from './spec';
 import type { CgroupPaths } from './cgroups';
 import { TsrunError } from './errors';
@@ -54,7 +54,6 @@ export function writeAtomic(file: string, data: string, mode = 0o600): void {
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
     fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -1,6 +1,6 @@
 // config.json at the edge: parse, check, and return a typed Spec, or a one-line error.
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import type { Spec } from './spec';
 import { TsrunError } from './errors';
 import { NS_FLAGS, RLIMITS } from './plan';

@@ -1,4 +1,4 @@
-import * as fs from 'fs';
+import fs = require('fs');
 import { parse, str, needId, type Globals } from '../args';
 import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';

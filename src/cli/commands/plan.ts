@@ -1,4 +1,4 @@
-import * as path from 'path';
+import path = require('path');
 import { parse, str, type Globals } from '../args';
 import { printPlan } from '../../runtime/container';
 import { TsrunError } from '../../runtime/errors';

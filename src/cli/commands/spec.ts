@@ -1,5 +1,5 @@
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { parse, str, type Globals } from '../args';
 import { TsrunError } from '../../runtime/errors';
 import { defaultSpec } from '../../runtime/defaults';

@@ -1,4 +1,4 @@
-import * as fs from 'fs';
+import fs = require('fs');
 import { parse, str, needId, type Globals } from '../args';
 import { loadRecord, saveRecord } from '../../runtime/state';
 import { currentStatus } from '../../runtime/container';

@@ -8,7 +8,7 @@
 // When several mounts share a mount point, the last one in mountinfo (the
 // topmost) wins, like the kernel's path lookup.
 
-import * as fs from 'fs';
+import fs = require('fs');
 
 export type CgroupMode = 'unified' | 'hybrid' | 'legacy';
 
@@ -95,8 +95,14 @@ export function parseCgroupMounts(mountinfo: string): CgroupMounts {
   return { mode, unified, v1, named };
 }
 
-/** Read /proc/self/mountinfo once and describe the cgroup layout. */
+let cached: CgroupMounts | undefined;
+
+/** Read /proc/self/mountinfo once per process and describe the cgroup layout. */
 export function readCgroupMounts(): CgroupMounts {
+  return (cached ??= readCgroupMountsNow());
+}
+
+function readCgroupMountsNow(): CgroupMounts {
   let text: string;
   try {
     text = fs.readFileSync('/proc/self/mountinfo', 'utf8');

@@ -18,8 +18,8 @@
 // Device cgroup rules are applied on v1 only; cgroup v2 device filtering needs an eBPF program
 // (BPF_PROG_TYPE_CGROUP_DEVICE) and is not implemented (r.devices is ignored on v2).
 
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import type { Resources, DeviceCgroup } from '../spec';
 import { CGROUP_ROOT, CgroupMode, CgroupMounts, readCgroupMounts } from './detect';
 import { applyV1, applyV2 } from './limits';

@@ -4,7 +4,7 @@
 // "not set" and is not written; -1 means unlimited. apply() may be called again on a running
 // container (`tsrun update`), so every write is a plain overwrite of an existing file.
 
-import * as path from 'path';
+import path = require('path');
 import type { Resources, DeviceCgroup, ThrottleDevice } from '../spec';
 import { errCode, exists, intStr, readUint, writeFile } from './util';
 

@@ -2,8 +2,8 @@
 // Best effort: sections whose files are missing are omitted. Byte/time values are JS numbers
 // (values above 2^53 lose precision; "max" is reported as 2^64-1 rounded, like runc's MaxUint64).
 
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { MAX_UINT64, parseKeyValues, readUint, tryRead } from './util';
 
 export interface CpuUsage {

@@ -1,6 +1,6 @@
 // Small synchronous fs helpers for cgroupfs with errno-style error messages.
 
-import * as fs from 'fs';
+import fs = require('fs');
 
 const STRERROR: Record<string, string> = {
   EPERM: 'Operation not permitted',
