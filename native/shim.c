@@ -710,19 +710,12 @@ int tsrun_send_console(const char *path, int fd, const char *name) {
   return r < 0 ? -e : 0;
 }
 
-int tsrun_prlimit(int pid, int res, uint64_t soft, uint64_t hard) {
-  struct rlimit rl = { soft, hard };
-  return prlimit(pid, res, &rl, NULL) < 0 ? -errno : 0;
-}
-
 int tsrun_close(int fd) { return close(fd) < 0 ? -errno : 0; }
 
 int tsrun_open(const char *path, int flags) { int fd = open(path, flags | O_CLOEXEC); return fd < 0 ? -errno : fd; }
 
 /* Exit straight away once everything is written (skips Node's teardown). */
 void tsrun_exit(int code) { _exit(code); }
-
-/* Switch the calling thread's... nothing else: keep this file small. */
 
 int tsrun_mkfifo(const char *path, int mode) { return mkfifo(path, (mode_t)mode) < 0 ? -errno : 0; }
 

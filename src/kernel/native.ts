@@ -12,7 +12,6 @@ export interface Shim {
   reply(sock: number, v: bigint): number;
   wait: Fn & { async: Fn };
   sendConsole(path: string, fd: number, name: string): number;
-  prlimit(pid: number, res: number, soft: bigint, hard: bigint): number;
   close(fd: number): number;
   open(path: string, flags: number): number;
   exit(code: number): never;
@@ -57,7 +56,6 @@ export function native(): Shim {
     reply: lib.func('int tsrun_reply(int sock, int64_t v)'),
     wait: lib.func('int tsrun_wait(int pid)'),
     sendConsole: lib.func('int tsrun_send_console(const char *path, int fd, const char *name)'),
-    prlimit: lib.func('int tsrun_prlimit(int pid, int res, uint64_t soft, uint64_t hard)'),
     close: lib.func('int tsrun_close(int fd)'),
     open: lib.func('int tsrun_open(const char *path, int flags)'),
     exit: lib.func('void tsrun_exit(int code)'),

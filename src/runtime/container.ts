@@ -193,12 +193,6 @@ function makeParentActions(spec: Spec, id: string, bundle: string, cg: CgroupMan
         cg.apply(r && { ...r, devices: devs });
         break;
       }
-      case 'oom-score-adj': fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(a.value)); break;
-      case 'rlimit': {
-        const r = native().prlimit(pid, a.resource, a.soft, a.hard);
-        if (r < 0) throw new Error(strerror(-r));
-        break;
-      }
       case 'hooks': runHooks(a.kind, spec.hooks?.[a.kind], { ociVersion: spec.ociVersion, id, status: 'creating', pid, bundle, annotations: spec.annotations ?? {} });
         break;
       default: break;
@@ -237,6 +231,15 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
       const r = sh.mkfifo(path.join(dir, 'exec.fifo'), 0o622);
       if (r < 0) throw new TsrunError(`mkfifo ${path.join(dir, 'exec.fifo')}: ${strerror(-r)}`);
     }
+    // A first record before anything is created: if this process dies half-way, `delete` finds
+    // the cgroups to remove (pid 0 reads as stopped).
+    const rec: store.ContainerRecord = {
+      id: o.id, pid: 0, startTime: '', bundle, rootfs: p.rootfs,
+      created: new Date().toISOString(), owner: os.userInfo().username,
+      annotations: p.spec.annotations, cgroup: cg.paths, config: p.spec,
+      ownPidNs: (p.spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
+    };
+    store.saveRecord(o.root, rec);
     const actions = makeParentActions(p.spec, o.id, bundle, cg);
     for (let i = 0; p.steps[i].where === 'parent' && p.steps[i].parent?.do !== 'clone'; i++) {
       try {
@@ -255,12 +258,9 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
     const spawned = drive(p.steps, p.cloneFlags, cgFd, { parentAction: actions });
     trace('child ready');
     const st = store.procStat(spawned.pid);
-    const rec: store.ContainerRecord = {
-      id: o.id, pid: spawned.pid, startTime: st?.start ?? '', bundle, rootfs: p.rootfs,
-      created: new Date().toISOString(), owner: os.userInfo().username,
-      annotations: p.spec.annotations, cgroup: cg.paths, config: p.spec,
-      ownPidNs: (p.spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
-    };
+    rec.pid = spawned.pid;
+    rec.startTime = st?.start ?? '';
+    rec.cgroup = cg.paths;
     store.saveRecord(o.root, rec);
     if (o.pidFile) writePidFile(o.pidFile, spawned.pid);
     trace('state saved');

@@ -23,8 +23,6 @@ export type ParentAction =
   | { do: 'clone' }
   | { do: 'usermap' }
   | { do: 'cgroup-apply' }
-  | { do: 'oom-score-adj'; value: number }
-  | { do: 'rlimit'; resource: number; soft: bigint; hard: bigint }
   | { do: 'hooks'; kind: 'prestart' | 'createRuntime' };
 
 export interface Step {
@@ -115,6 +113,11 @@ export interface PlanInput {
   hookState: (status: string) => [string, string]; // JSON split around the pid
 }
 
+// setns order: the user namespace first (it grants the rights for the rest), mount last
+function nsRank(t: string): number {
+  return t === 'user' ? 0 : t === 'mount' ? 2 : 1;
+}
+
 function flagText(n: number): string {
   const names = Object.entries(NS_FLAGS).filter(([, v]) => n & v).map(([k]) => 'CLONE_NEW' + nsCloneName(k));
   return names.length ? names.join('|') : '0';
@@ -142,19 +145,25 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
   parent(`create cgroup ${linux.cgroupsPath || '/tsrun/' + inp.id}`, { do: 'cgroup-create' });
   parent('write cgroup limits ' + resourcesText(spec), { do: 'cgroup-apply' });
 
-  if (joins.length === 0) {
-    for (const n of news) if (n.type !== 'cgroup') cloneFlags |= NS_FLAGS[n.type];
-    parent(`clone3(${flagText(cloneFlags)}${inp.cgroupDirForClone ? ', CLONE_INTO_CGROUP ' + inp.cgroupDirForClone : ''})`, { do: 'clone' });
-    if (userns) {
-      child('wait for the uid/gid maps', OP.SYNC);
-      parent(uidMapText(spec), { do: 'usermap' });
-    }
-  } else {
-    parent(`clone3(0${inp.cgroupDirForClone ? ', CLONE_INTO_CGROUP ' + inp.cgroupDirForClone : ''})`, { do: 'clone' });
-    const order = [...joins].sort((a, b) => (a.type === 'user' ? -1 : b.type === 'user' ? 1 : a.type === 'mount' ? 1 : b.type === 'mount' ? -1 : 0));
+  // Without a user namespace or namespaces to join, one clone3 creates them all.  Otherwise the
+  // child is cloned plain, joins its cgroups while it still may (see below), then setns() into
+  // the given namespaces (user first) and unshare()s the new ones, so that they belong to the
+  // container's user namespace; a PID namespace then needs one more fork.
+  const oneClone = joins.length === 0 && !userns;
+  if (oneClone) for (const n of news) if (n.type !== 'cgroup') cloneFlags |= NS_FLAGS[n.type];
+  const into = inp.cgroupDirForClone ? ', CLONE_INTO_CGROUP ' + inp.cgroupDirForClone : '';
+  parent(`clone3(${flagText(cloneFlags)}${into})`, { do: 'clone' });
+  // cgroups: the limits are written before clone; the child joins the v1 hierarchies itself by
+  // writing "0" to each `tasks` file (single-threaded, its own tid: no RCU grace period, unlike a
+  // move of another process through cgroup.procs, which costs 6-18 ms here).
+  for (const dir of inp.cgroupV1Dirs) child(`join cgroup ${dir}`, OP.WRITE_FILE, [], [dir + '/tasks', '0']);
+  // still in the host's user namespace: free to raise limits and lower oom_score_adj
+  if (proc.oomScoreAdj !== undefined) child(`write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, OP.WRITE_FILE, [], ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)]);
+  for (const r of proc.rlimits ?? []) child(`setrlimit ${r.type} soft=${r.soft} hard=${r.hard}`, OP.RLIMIT, [RLIMITS[r.type], BigInt(r.soft), BigInt(r.hard)]);
+  if (!oneClone) {
+    const order = [...joins].sort((a, b) => nsRank(a.type) - nsRank(b.type));
     for (const n of order) child(`setns ${n.path} (${n.type})`, OP.SETNS, [NS_FLAGS[n.type]], [n.path!]);
-    const newUser = news.find((n) => n.type === 'user');
-    if (newUser) {
+    if (news.some((n) => n.type === 'user')) {
       child('unshare(CLONE_NEWUSER)', OP.UNSHARE, [NS_FLAGS.user]);
       child('wait for the uid/gid maps', OP.SYNC);
       parent(uidMapText(spec), { do: 'usermap' });
@@ -170,22 +179,7 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
   // cgroups: the limits are written before clone; the child joins the v1 hierarchies itself by
   // writing "0" to each `tasks` file (single-threaded, its own tid: no RCU grace period, unlike a
   // move of another process through cgroup.procs, which costs 6-18 ms here).
-  for (const dir of inp.cgroupV1Dirs) child(`join cgroup ${dir}`, OP.WRITE_FILE, [], [dir + '/tasks', '0']);
-  if (userns) {
-    // in a user namespace only tsrun (in the host's) may raise limits or lower oom_score_adj
-    if (proc.oomScoreAdj !== undefined || proc.rlimits?.length) {
-      child('wait for rlimits and oom_score_adj', OP.SYNC);
-      if (proc.oomScoreAdj !== undefined) parent(`write ${proc.oomScoreAdj} to /proc/PID/oom_score_adj`, { do: 'oom-score-adj', value: proc.oomScoreAdj });
-      for (const r of proc.rlimits ?? []) {
-        parent(`prlimit ${r.type} soft=${r.soft} hard=${r.hard}`, { do: 'rlimit', resource: RLIMITS[r.type], soft: BigInt(r.soft), hard: BigInt(r.hard) });
-      }
-    }
-  } else {
-    if (proc.oomScoreAdj !== undefined) child(`write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, OP.WRITE_FILE, [], ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)]);
-    for (const r of proc.rlimits ?? []) child(`setrlimit ${r.type} soft=${r.soft} hard=${r.hard}`, OP.RLIMIT, [RLIMITS[r.type], BigInt(r.soft), BigInt(r.hard)]);
-  }
-  const pidJoined = joins.some((n) => n.type === 'pid');
-  if (joins.length > 0 && (pidJoined || news.some((n) => n.type === 'pid'))) {
+  if (!oneClone && has('pid')) {
     child('fork into the PID namespace (CLONE_PARENT)', OP.FORK);
   }
   if (news.some((n) => n.type === 'cgroup')) child('unshare(CLONE_NEWCGROUP)', OP.UNSHARE, [NS_FLAGS.cgroup]);

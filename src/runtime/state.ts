@@ -43,7 +43,7 @@ export function reserve(root: string, id: string): string {
   try {
     fs.mkdirSync(dir, { mode: 0o711 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container with id exists: ${id}`);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container with id ${id} already exists`);
     throw new TsrunError(`mkdir ${dir}: ${(e as Error).message}`);
   }
   return dir;
