@@ -725,3 +725,8 @@ int tsrun_flock(int fd) {
   do r = flock(fd, LOCK_EX); while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : 0;
 }
+
+int tsrun_winsize(int fd, int rows, int cols) {
+  struct winsize ws = { (unsigned short)rows, (unsigned short)cols, 0, 0 };
+  return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}

@@ -17,6 +17,7 @@ export interface Shim {
   exit(code: number): never;
   mkfifo(path: string, mode: number): number;
   flock(fd: number): number;
+  winsize(fd: number, rows: number, cols: number): number;
 }
 
 let koffiMod: any;
@@ -61,6 +62,7 @@ export function native(): Shim {
     exit: lib.func('void tsrun_exit(int code)'),
     mkfifo: lib.func('int tsrun_mkfifo(const char *path, int mode)'),
     flock: lib.func('int tsrun_flock(int fd)'),
+    winsize: lib.func('int tsrun_winsize(int fd, int rows, int cols)'),
   } as Shim;
   return shim;
 }

@@ -370,15 +370,11 @@ function proxyConsole(fd: number): { stop: () => Promise<void> } {
   master.on('error', () => { /* EIO when the slave side closes */ });
   const stdin = process.stdin;
   const wasRaw = stdin.isTTY ? stdin.isRaw : false;
-  if (stdin.isTTY) {
-    stdin.setRawMode(true);
-    const resize = () => {
-      try {
-        // TIOCSWINSZ through the master: a tty.WriteStream can't set it, so use stty on the slave... keep size from start
-      } catch { /* ignore */ }
-    };
-    process.on('SIGWINCH', resize);
-  }
+  if (stdin.isTTY) stdin.setRawMode(true);
+  const out2 = process.stdout;
+  const resize = () => { if (out2.isTTY) native().winsize(fd, out2.rows, out2.columns); };
+  resize();
+  out2.on('resize', resize);
   const onIn = (d: Buffer) => { try { fs.writeSync(fd, d); } catch { /* closed */ } };
   stdin.on('data', onIn);
   stdin.on('end', () => { try { fs.writeSync(fd, Buffer.from([4])); } catch { /* closed */ } });
@@ -386,6 +382,7 @@ function proxyConsole(fd: number): { stop: () => Promise<void> } {
     stop: () => new Promise((resolve) => {
       const finish = () => {
         stdin.off('data', onIn);
+        out2.off('resize', resize);
         stdin.pause();
         if (stdin.isTTY) stdin.setRawMode(wasRaw);
         master.destroy();
