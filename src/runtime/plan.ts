@@ -6,6 +6,7 @@ import fs = require('fs');
 import path = require('path');
 import type { Spec, Mount } from './spec';
 import { capMask, lastCap } from './caps';
+import { readCgroupMounts } from './cgroups/detect';
 
 export const OP = {
   SETNS: 1, UNSHARE: 2, SYNC: 3, FORK: 4, SETSID: 5, PRCTL: 6,
@@ -390,22 +391,16 @@ function addCgroupMount(steps: Step[], dest: string, o: ParsedMount, inp: PlanIn
   if (o.ro) child(`remount ${dest} read-only`, OP.REMOUNT_RO, [], [dest]);
 }
 
-let v1Cache: { name: string; options: string; aliases: string[] }[] | undefined;
-function v1Hierarchies() {
-  if (v1Cache) return v1Cache;
-  const out: { name: string; options: string; aliases: string[] }[] = [];
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    if (sep < 0 || parts[sep + 1] !== 'cgroup') continue;
-    const mp = parts[4];
-    if (!mp.startsWith('/sys/fs/cgroup/')) continue;
-    const name = mp.slice('/sys/fs/cgroup/'.length);
-    const opts = parts[sep + 3].split(',').filter((x) => x !== 'rw' && x !== 'ro');
-    const aliases = name.includes(',') ? name.split(',') : [];
-    out.push({ name, options: opts.join(','), aliases });
-  }
-  return (v1Cache = out);
+/** The host's v1 hierarchies, to mount the same ones inside (co-mounted controllers share one). */
+function v1Hierarchies(): { name: string; options: string; aliases: string[] }[] {
+  const m = readCgroupMounts();
+  const byMount = new Map<string, string[]>();
+  for (const [ctrl, mp] of Object.entries(m.v1)) byMount.set(mp, [...(byMount.get(mp) ?? []), ctrl]);
+  for (const [name, mp] of Object.entries(m.named)) byMount.set(mp, [...(byMount.get(mp) ?? []), name.startsWith('name=') ? name : 'name=' + name]);
+  return [...byMount].map(([mp, opts]) => {
+    const name = path.posix.basename(mp);
+    return { name, options: opts.join(','), aliases: name.includes(',') ? name.split(',') : [] };
+  });
 }
 
 function uidMapText(spec: Spec): string {
