@@ -562,8 +562,12 @@ static int run_op(const struct op *o) {
     return 0;
   }
   case OP_WAIT_SOCK: return wait_sync();
-  case OP_CLOSE_FDS:
-    return (int)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  case OP_CLOSE_FDS: {
+    /* n0 = fds 3..3+n0-1 are passed on (--preserve-fds): clear their close-on-exec flag */
+    unsigned first = 3 + (unsigned)o->n[0];
+    for (unsigned f = 3; f < first; f++) { int fl = fcntl((int)f, F_GETFD); if (fl >= 0) fcntl((int)f, F_SETFD, fl & ~FD_CLOEXEC); }
+    return (int)syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC);
+  }
   case OP_FIND_EXEC: return find_exec(o);
   case OP_HOOK: return run_hook(o);
   case OP_EXECVE: {

@@ -61,3 +61,9 @@ export interface Globals {
   logFormat: 'text' | 'json';
   debug: boolean;
 }
+
+export function fdCount(v: string | undefined): number {
+  if (v === undefined) return 0;
+  if (!/^\d+$/.test(v)) throw new TsrunError(`invalid --preserve-fds "${v}": a number of fds`);
+  return Number(v);
+}

@@ -22,6 +22,7 @@ export interface CreateOptions {
   pidFile?: string;
   consoleSocket?: string;
   noPivot?: boolean;
+  preserveFds?: number;
   detach?: boolean;
   keep?: boolean;
 }
@@ -67,6 +68,7 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cg?: { cloneDi
     fifo: path.join(store.containerDir(o.root, o.id), 'exec.fifo'),
     consoleSocket: o.consoleSocket ? path.resolve(o.consoleSocket) : undefined,
     noPivot: o.noPivot,
+    preserveFds: o.preserveFds,
     cgroupMode: detectCgroupMode(),
     cgroupDirForClone: cg?.cloneDir,
     cgroupV1Dirs: cg?.v1Dirs ?? ['<cgroup>'],
@@ -475,7 +477,7 @@ export function del(root: string, id: string, force: boolean): void {
 }
 
 /** exec: a new process in a running container's namespaces and cgroup. */
-export async function exec(root: string, id: string, proc: Process, o: { detach?: boolean; pidFile?: string; consoleSocket?: string }): Promise<number> {
+export async function exec(root: string, id: string, proc: Process, o: { detach?: boolean; pidFile?: string; consoleSocket?: string; preserveFds?: number }): Promise<number> {
   const rec = store.loadRecord(root, id);
   const st = currentStatus(root, rec);
   if (st !== 'running' && st !== 'created') throw new TsrunError(`cannot exec in a ${st} container`);
@@ -502,7 +504,7 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
     const { RLIMITS } = await import('./plan');
     steps.push({ where: 'child', text: `setrlimit ${r.type}`, code: OP.RLIMIT, n: [RLIMITS[r.type], BigInt(r.soft), BigInt(r.hard)], s: [] });
   }
-  addProcessTail(steps, spec, compileSeccompFor(spec), 'run');
+  addProcessTail(steps, spec, compileSeccompFor(spec), 'run', undefined, o.preserveFds ?? 0);
   const sh = native();
   let cgFd = -1;
   if (cloneDir) { cgFd = sh.open(cloneDir, O_PATH | O_DIRECTORY); if (cgFd < 0) cgFd = -1; }

@@ -107,6 +107,7 @@ export interface PlanInput {
   fifo?: string;             // exec.fifo path (create)
   consoleSocket?: string;
   noPivot?: boolean;
+  preserveFds?: number;
   cgroupMode: 'unified' | 'hybrid' | 'legacy';
   cgroupDirForClone?: string; // clone3 into this v2 dir
   cgroupV1Dirs: string[];     // v1 dirs the child joins through their tasks file
@@ -222,7 +223,7 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
       if (spec.hooks?.prestart?.length) parent(`run ${spec.hooks.prestart.length} prestart hook(s)`, { do: 'hooks', kind: 'prestart' });
       if (spec.hooks?.createRuntime?.length) parent(`run ${spec.hooks.createRuntime.length} createRuntime hook(s)`, { do: 'hooks', kind: 'createRuntime' });
     }
-    for (const h of spec.hooks?.createContainer ?? []) addHook(steps, h, 'createContainer', inp.hookState('created'));
+    for (const h of spec.hooks?.createContainer ?? []) addHook(steps, h, 'createContainer', inp.hookState('creating'));
     if (proc.terminal && inp.consoleSocket) child(`connect to the console socket ${inp.consoleSocket}`, OP.CONNECT_CONSOLE, [], [inp.consoleSocket]);
     if (inp.mode === 'create') child(`open ${inp.fifo}`, OP.OPEN_FIFO, [], [inp.fifo!]);
     if (inp.noPivot) child(`move ${inp.rootfs} to / and chroot (--no-pivot)`, OP.MOVE_ROOT, [], [inp.rootfs]);
@@ -250,13 +251,13 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
   for (const p of linux.maskedPaths ?? []) child(`mask ${p}`, OP.MASK, [], [p]);
   if (spec.hostname !== undefined && has('uts')) child(`sethostname ${spec.hostname}`, OP.SETHOSTNAME, [], [spec.hostname]);
   if (spec.domainname !== undefined && has('uts')) child(`setdomainname ${spec.domainname}`, OP.SETDOMAINNAME, [], [spec.domainname]);
-  addProcessTail(steps, spec, inp.seccomp, inp.mode, inp.hookState('running'));
+  addProcessTail(steps, spec, inp.seccomp, inp.mode, inp.hookState('created'), inp.preserveFds ?? 0);
   return { steps, cloneFlags };
 }
 
 /** The common end of a container's and an exec'd process's plan: user, caps, seccomp, wait, execve. */
 export function addProcessTail(steps: Step[], spec: Spec, seccomp: PlanInput['seccomp'], mode: 'create' | 'run' | 'exec',
-  startHookState?: [string, string]): void {
+  startHookState?: [string, string], preserveFds = 0): void {
   const proc = spec.process!;
   const child = (text: string, code: number, n: (number | bigint)[] = [], s: (string | Buffer)[] = []) =>
     steps.push({ where: 'child', text, code, n, s });
@@ -283,7 +284,7 @@ export function addProcessTail(steps: Step[], spec: Spec, seccomp: PlanInput['se
   const args = proc.args ?? [];
   const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   child(`look up ${args[0]} in $PATH`, OP.FIND_EXEC, [], [args[0] ?? '', pathVar]);
-  child('mark fds >= 3 close-on-exec', OP.CLOSE_FDS);
+  child(preserveFds ? `pass fds 3-${2 + preserveFds} on, mark the rest close-on-exec` : 'mark fds >= 3 close-on-exec', OP.CLOSE_FDS, [preserveFds]);
   child('report ready', OP.READY);
   if (mode === 'create') child('wait for `tsrun start` (exec.fifo)', OP.WAIT_FIFO);
   else if (mode === 'run') child('wait for the go-ahead', OP.WAIT_SOCK);

@@ -1,5 +1,5 @@
 import fs = require('fs');
-import { parse, str, needId, type Globals } from '../args';
+import { parse, str, needId, fdCount, type Globals } from '../args';
 import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
@@ -45,5 +45,5 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     }
   }
   if (p.flags.tty) proc.terminal = true;
-  return exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket') });
+  return exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')) });
 }

@@ -1,4 +1,4 @@
-import { parse, str, needId, type Globals } from '../args';
+import { parse, str, needId, fdCount, type Globals } from '../args';
 import { run, printPlan } from '../../runtime/container';
 
 export default async function (argv: string[], g: Globals): Promise<number> {
@@ -10,7 +10,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const id = p.flags['dry-run'] && !p.args.length ? 'dry-run' : needId(p, 'run');
   const o = {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),
-    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], detach: !!p.flags.detach, keep: !!p.flags.keep,
+    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], preserveFds: fdCount(str(p, 'preserve-fds')), detach: !!p.flags.detach, keep: !!p.flags.keep,
   };
   if (p.flags['dry-run']) {
     process.stdout.write(printPlan(o, str(p, 'format') ?? 'text'));
