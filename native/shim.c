@@ -55,7 +55,7 @@ enum {
   OP_SETRESUID, OP_CAPSET, OP_AMBIENT, OP_UMASK, OP_NNP, OP_SECCOMP,
   OP_CONNECT_CONSOLE, OP_CONSOLE, OP_OPEN_FIFO, OP_READY, OP_WAIT_FIFO,
   OP_WAIT_SOCK, OP_CLOSE_FDS, OP_FIND_EXEC, OP_EXECVE, OP_HOOK, OP_TOUCH,
-  OP_MOUNT_DEV, OP_ROOT_FD,
+  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING,
 };
 
 enum { MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4, MSG_CONSOLE = 5 };
@@ -216,7 +216,9 @@ static unsigned long statvfs_flags(const char *path) {
   return f;
 }
 
-static int remount_ro(const char *path) {
+/* Remount a (bind) mount with extra flags, keeping the flags it has (a user namespace may not
+ * clear locked ones).  extra = MS_RDONLY for a read-only remount. */
+static int remount(const char *path, unsigned long extra) {
   char p[64];
   const char *t = path;
   int fd = -1;
@@ -226,7 +228,7 @@ static int remount_ro(const char *path) {
     fdpath(fd, p); t = p;
   }
   unsigned long f = statvfs_flags(t);
-  int r = mount(NULL, t, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | f, NULL);
+  int r = mount(NULL, t, NULL, MS_BIND | MS_REMOUNT | f | extra, NULL);
   int e = errno;
   if (fd >= 0) close(fd);
   errno = e;
@@ -402,7 +404,10 @@ static int run_op(const struct op *o) {
     if (do_mount(o, o->s[0], o->s[1], NULL, MS_BIND, NULL, 1) < 0) return -1;
     return 0;
   }
-  case OP_REMOUNT_RO: return remount_ro(o->s[0]);
+  case OP_REMOUNT_RO: return remount(o->s[0], o->n[0] ? (unsigned long)o->n[0] : MS_RDONLY);
+  case OP_KEYRING:
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, o->s[0]) < 0 && errno != ENOSYS) return -1;
+    return 0;
   case OP_MKDIR: {
     int fd = open_in_root(o->s[0], 2, 0);
     if (fd < 0) return -1;
@@ -497,7 +502,7 @@ static int run_op(const struct op *o) {
     struct stat st;
     if (stat(o->s[0], &st) < 0) return errno == ENOENT ? 0 : -1;
     if (mount(o->s[0], o->s[0], NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    return remount_ro(o->s[0]);
+    return remount(o->s[0], MS_RDONLY);
   }
   case OP_CAPBSET: {
     uint64_t keep = (uint64_t)o->n[0];
@@ -733,4 +738,13 @@ int tsrun_flock(int fd) {
 int tsrun_winsize(int fd, int rows, int cols) {
   struct winsize ws = { (unsigned short)rows, (unsigned short)cols, 0, 0 };
   return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
+/* waitpid without blocking: the raw status, -EAGAIN while pid runs, or -errno. */
+int tsrun_try_wait(int pid) {
+  int st;
+  pid_t r;
+  do r = waitpid(pid, &st, WNOHANG | __WALL); while (r < 0 && errno == EINTR);
+  if (r == 0) return -EAGAIN;
+  return r < 0 ? -errno : st;
 }

@@ -10,7 +10,7 @@ export interface Shim {
   spawn(plan: Buffer, len: number, cgroupFd: number, sockOut: Int32Array): number;
   recv(sock: number, out: BigInt64Array): number;
   reply(sock: number, v: bigint): number;
-  wait: Fn & { async: Fn };
+  wait(pid: number): number;
   sendConsole(path: string, fd: number, name: string): number;
   close(fd: number): number;
   open(path: string, flags: number): number;
@@ -18,6 +18,7 @@ export interface Shim {
   mkfifo(path: string, mode: number): number;
   flock(fd: number): number;
   winsize(fd: number, rows: number, cols: number): number;
+  tryWait(pid: number): number;
 }
 
 let koffiMod: any;
@@ -63,6 +64,7 @@ export function native(): Shim {
     mkfifo: lib.func('int tsrun_mkfifo(const char *path, int mode)'),
     flock: lib.func('int tsrun_flock(int fd)'),
     winsize: lib.func('int tsrun_winsize(int fd, int rows, int cols)'),
+    tryWait: lib.func('int tsrun_try_wait(int pid)'),
   } as Shim;
   return shim;
 }

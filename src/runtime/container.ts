@@ -23,6 +23,7 @@ export interface CreateOptions {
   consoleSocket?: string;
   noPivot?: boolean;
   preserveFds?: number;
+  noNewKeyring?: boolean;
   detach?: boolean;
   keep?: boolean;
 }
@@ -69,6 +70,7 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cg?: { cloneDi
     consoleSocket: o.consoleSocket ? path.resolve(o.consoleSocket) : undefined,
     noPivot: o.noPivot,
     preserveFds: o.preserveFds,
+    noNewKeyring: o.noNewKeyring,
     cgroupMode: detectCgroupMode(),
     cgroupDirForClone: cg?.cloneDir,
     cgroupV1Dirs: cg?.v1Dirs ?? ['<cgroup>'],
@@ -170,6 +172,25 @@ function describeWait(st: number): string {
   return `killed by signal ${st & 0x7f}`;
 }
 
+/** Wait for our child without blocking the event loop (signals keep being forwarded):
+ * SIGCHLD wakes us, waitpid(WNOHANG) tells whether it was this child. */
+function waitExit(pid: number): Promise<number> {
+  const sh = native();
+  const EAGAIN = os.constants.errno.EAGAIN;
+  return new Promise((resolve) => {
+    const keepAlive = setInterval(check, 1000);
+    function check() {
+      const r = sh.tryWait(pid);
+      if (r === -EAGAIN) return;
+      process.off('SIGCHLD', check);
+      clearInterval(keepAlive);
+      resolve(r);
+    }
+    process.on('SIGCHLD', check);
+    check();
+  });
+}
+
 export function waitStatusToCode(st: number): number {
   if (st < 0) return 255;
   if ((st & 0x7f) === 0) return (st >> 8) & 0xff;
@@ -269,7 +290,7 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
     return { rec, spawned, cg, steps: p.steps };
   } catch (e) {
     if (cg) { try { cg.destroy(); } catch { /* best effort */ } }
-    fs.rmSync(dir, { recursive: true, force: true });
+    store.removeDir(o.root, o.id);
     throw e;
   } finally {
     if (cgFd >= 0) sh.close(cgFd);
@@ -349,9 +370,7 @@ export async function run(o: CreateOptions): Promise<number> {
   const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
   const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
   if (!tty) for (const s of sigs) process.on(s, forward);
-  const st: number = await new Promise((resolve, reject) => {
-    sh.wait.async(spawned.pid, (err: Error | null, v: number) => (err ? reject(err) : resolve(v)));
-  });
+  const st = await waitExit(spawned.pid);
   trace('container exited');
   await tty?.stop();
   const code = waitStatusToCode(st);
@@ -410,7 +429,7 @@ export function destroy(root: string, rec: store.ContainerRecord, cg?: CgroupMan
   }
   let cgErr: Error | undefined;
   try { mgr.destroy(); } catch (e) { cgErr = e as Error; }
-  fs.rmSync(store.containerDir(root, rec.id), { recursive: true, force: true });
+  store.removeDir(root, rec.id);
   if (cgErr) throw new TsrunError(`container ${rec.id}: remove cgroup: ${cgErr.message}`);
 }
 
@@ -530,9 +549,7 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
   if (o.detach) return 0;
   const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
   if (!tty) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]) process.on(s, forward);
-  const stt: number = await new Promise((resolve, reject) => {
-    sh.wait.async(spawned.pid, (err: Error | null, v: number) => (err ? reject(err) : resolve(v)));
-  });
+  const stt = await waitExit(spawned.pid);
   await tty?.stop();
   return waitStatusToCode(stt);
 }

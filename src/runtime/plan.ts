@@ -16,7 +16,7 @@ export const OP = {
   SETRESUID: 24, CAPSET: 25, AMBIENT: 26, UMASK: 27, NNP: 28, SECCOMP: 29,
   CONNECT_CONSOLE: 30, CONSOLE: 31, OPEN_FIFO: 32, READY: 33, WAIT_FIFO: 34,
   WAIT_SOCK: 35, CLOSE_FDS: 36, FIND_EXEC: 37, EXECVE: 38, HOOK: 39, TOUCH: 40,
-  MOUNT_DEV: 41, ROOT_FD: 42,
+  MOUNT_DEV: 41, ROOT_FD: 42, KEYRING: 43,
 } as const;
 
 export type ParentAction =
@@ -108,6 +108,7 @@ export interface PlanInput {
   consoleSocket?: string;
   noPivot?: boolean;
   preserveFds?: number;
+  noNewKeyring?: boolean;
   cgroupMode: 'unified' | 'hybrid' | 'legacy';
   cgroupDirForClone?: string; // clone3 into this v2 dir
   cgroupV1Dirs: string[];     // v1 dirs the child joins through their tasks file
@@ -186,6 +187,7 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
   }
   if (news.some((n) => n.type === 'cgroup')) child('unshare(CLONE_NEWCGROUP)', OP.UNSHARE, [NS_FLAGS.cgroup]);
   child('setsid()', OP.SETSID);
+  if (!inp.noNewKeyring) child(`join a new session keyring _ses.${inp.id}`, OP.KEYRING, [], ['_ses.' + inp.id]);
   child('prctl(PR_SET_DUMPABLE, 0)', OP.PRCTL, [PR.SET_DUMPABLE, 0]);
 
   // ---- the root filesystem ----
@@ -368,8 +370,11 @@ function addMount(steps: Step[], m: Mount, inp: PlanInput, userns: boolean, defe
   const what = o.bind ? `bind ${source}` : `mount ${m.type ?? 'none'}`;
   child(`${what} on ${dest}${o.bind ? '' : ` (${source || m.type})`}${data ? ' ' + data : ''}${flags & MS.RDONLY ? ' ro' : ''}`,
     OP.MOUNT, [flags, create, o.propagation], [source, dest, type, data]);
-  if (o.bind && (bindRo || (o.flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC)))) {
-    if (bindRo) child(`remount ${dest} read-only`, OP.REMOUNT_RO, [], [dest]);
+  // a bind mount ignores other flags: they take effect through a remount
+  const extra = o.flags & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.NODIRATIME | MS.RELATIME | MS.STRICTATIME | MS.NOSYMFOLLOW);
+  if (o.bind && extra) {
+    const names = Object.entries(MOUNT_FLAGS).filter(([k, [f, clr]]) => !clr && f & extra && k !== 'rbind' && k !== 'bind').map(([k]) => k);
+    child(`remount ${dest} ${names.join(',')}`, OP.REMOUNT_RO, [extra], [dest]);
   }
 }
 
@@ -439,34 +444,37 @@ export function planJSON(steps: Step[]): unknown[] {
   }));
 }
 
-/** Serialise the child steps for native/shim.c (see parse_plan there). */
+/** Serialise the child steps for native/shim.c (see parse_plan there): one buffer, one pass. */
 export function encodePlan(steps: Step[], cloneFlags: number): Buffer {
-  const chunks: Buffer[] = [];
-  const childSteps = steps.map((s, i) => [s, i] as const).filter(([s]) => s.where === 'child');
-  const head = Buffer.alloc(16);
-  head.writeUInt32LE(0x50525354, 0);
-  head.writeUInt32LE(childSteps.length, 4);
-  head.writeBigUInt64LE(BigInt(cloneFlags), 8);
-  chunks.push(head);
+  const HEAD = 8 + 8 * 4 + 4 * 6;
+  const enc: { s: Step; i: number; strs: Buffer[] }[] = [];
   let total = 16;
-  for (const [s, i] of childSteps) {
-    const h = Buffer.alloc(8 + 8 * 4 + 4 * 6);
-    h.writeUInt32LE(s.code!, 0);
-    h.writeUInt32LE(i, 4);
-    (s.n ?? []).forEach((v, k) => h.writeBigInt64LE(BigInt.asIntN(64, BigInt(v)), 8 + 8 * k));
+  steps.forEach((s, i) => {
+    if (s.where !== 'child') return;
     const strs = (s.s ?? []).map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(x)));
-    const parts: Buffer[] = [h];
-    let len = h.length;
+    enc.push({ s, i, strs });
+    let len = HEAD + 6;
+    for (const b of strs) len += b.length;
+    total += (len + 7) & ~7;
+  });
+  const out = Buffer.alloc(total);
+  out.writeUInt32LE(0x50525354, 0);
+  out.writeUInt32LE(enc.length, 4);
+  out.writeBigUInt64LE(BigInt(cloneFlags), 8);
+  let off = 16;
+  for (const { s, i, strs } of enc) {
+    const start = off;
+    out.writeUInt32LE(s.code!, off);
+    out.writeUInt32LE(i, off + 4);
+    (s.n ?? []).forEach((v, k) => out.writeBigInt64LE(BigInt.asIntN(64, BigInt(v)), off + 8 + 8 * k));
+    off += HEAD;
     for (let k = 0; k < 6; k++) {
-      const b = strs[k] ?? Buffer.alloc(0);
-      h.writeUInt32LE(b.length, 40 + 4 * k);
-      parts.push(b, Buffer.alloc(1));
-      len += b.length + 1;
+      const b = strs[k];
+      out.writeUInt32LE(b ? b.length : 0, start + 40 + 4 * k);
+      if (b) { b.copy(out, off); off += b.length; }
+      off += 1; // NUL (the buffer is zeroed)
     }
-    const pad = (8 - ((total + len) % 8)) % 8;
-    if (pad) parts.push(Buffer.alloc(pad));
-    total += len + pad;
-    chunks.push(...parts);
+    off = (off + 7) & ~7;
   }
-  return Buffer.concat(chunks);
+  return out;
 }

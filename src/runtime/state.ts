@@ -126,3 +126,17 @@ export function toState(rec: ContainerRecord, st: Status): State {
     annotations: rec.annotations ?? {},
   };
 }
+
+/** Remove a container's state directory (its files are known; no recursive walk). */
+export function removeDir(root: string, id: string): void {
+  const dir = containerDir(root, id);
+  for (const f of ['state.json', 'exec.fifo']) {
+    try { fs.unlinkSync(path.join(dir, f)); } catch { /* absent */ }
+  }
+  try {
+    fs.rmdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    fs.rmSync(dir, { recursive: true, force: true }); // leftovers of a killed writer
+  }
+}

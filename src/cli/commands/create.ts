@@ -11,7 +11,7 @@ export default function (argv: string[], g: Globals): number {
   const p = parse(argv, FLAGS, 'create');
   create({
     root: g.root, id: needId(p, 'create'), bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),
-    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], preserveFds: fdCount(str(p, 'preserve-fds')),
+    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], noNewKeyring: !!p.flags['no-new-keyring'], preserveFds: fdCount(str(p, 'preserve-fds')),
   });
   return 0;
 }

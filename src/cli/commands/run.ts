@@ -10,7 +10,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const id = p.flags['dry-run'] && !p.args.length ? 'dry-run' : needId(p, 'run');
   const o = {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),
-    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], preserveFds: fdCount(str(p, 'preserve-fds')), detach: !!p.flags.detach, keep: !!p.flags.keep,
+    consoleSocket: str(p, 'console-socket'), noPivot: !!p.flags['no-pivot'], noNewKeyring: !!p.flags['no-new-keyring'], preserveFds: fdCount(str(p, 'preserve-fds')), detach: !!p.flags.detach, keep: !!p.flags.keep,
   };
   if (p.flags['dry-run']) {
     process.stdout.write(printPlan(o, str(p, 'format') ?? 'text'));
