@@ -119,6 +119,8 @@ function exit(code: number) {
   // 2.5-7 ms); profilers (any execArgv) need the normal exit.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const n = require('../kernel/native') as typeof import('../kernel/native');
+  const save = (globalThis as { __tsrunSaveCodeCache?: () => void }).__tsrunSaveCodeCache;
+  if (save) save();
   if (n.loaded() && !process.execArgv.length) n.native().exit(code);
   process.exit(code);
 }
