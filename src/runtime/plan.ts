@@ -466,7 +466,13 @@ export function encodePlan(steps: Step[], cloneFlags: number): Buffer {
     const start = off;
     out.writeUInt32LE(s.code!, off);
     out.writeUInt32LE(i, off + 4);
-    (s.n ?? []).forEach((v, k) => out.writeBigInt64LE(BigInt.asIntN(64, BigInt(v)), off + 8 + 8 * k));
+    (s.n ?? []).forEach((v, k) => {
+      const at = off + 8 + 8 * k;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) {
+        out.writeUInt32LE(v >>> 0, at); // low word, then the sign-extended high word
+        out.writeInt32LE(Math.floor(v / 0x100000000), at + 4);
+      } else out.writeBigInt64LE(BigInt.asIntN(64, BigInt(v)), at);
+    });
     off += HEAD;
     for (let k = 0; k < 6; k++) {
       const b = strs[k];

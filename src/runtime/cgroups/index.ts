@@ -454,11 +454,18 @@ function enableControllers(parent: string): void {
 }
 
 /** New v1 cpuset cgroups start with empty cpus/mems, and then refuse tasks: inherit the parent's. */
-function copyCpuset(parent: string, dir: string): void {
+/** Give a new v1 cpuset cgroup its parent's cpus and mems (it starts empty, and an empty cpuset
+ * refuses tasks with ENOSPC).  A parent that is itself still empty - another tsrun created it a
+ * moment ago and has not filled it yet - is filled from its own parent first. */
+function copyCpuset(parent: string, dir: string, depth = 0): void {
   for (const f of ['cpuset.cpus', 'cpuset.mems']) {
     const own = tryRead(path.join(dir, f));
     if (own === undefined || own.trim() !== '') continue;
-    const fromParent = readFile(path.join(parent, f)).trim();
+    let fromParent = readFile(path.join(parent, f)).trim();
+    if (fromParent === '' && depth < 16 && path.dirname(parent) !== parent) {
+      copyCpuset(path.dirname(parent), parent, depth + 1);
+      fromParent = readFile(path.join(parent, f)).trim();
+    }
     if (fromParent !== '') writeFile(path.join(dir, f), fromParent);
   }
 }
