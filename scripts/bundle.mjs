@@ -22,6 +22,7 @@ await build({
   logLevel: 'warning',
 });
 
+mkdirSync('bin', { recursive: true });
 writeFileSync('bin/tsrun', `#!/usr/bin/env node
 'use strict';
 // tsrun's entry: runs dist/tsrun.js with the V8 code cache made at build time (see scripts/bundle.mjs).
