@@ -172,6 +172,8 @@ function describeWait(st: number): string {
   return `killed by signal ${st & 0x7f}`;
 }
 
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
 /** Wait for our child without blocking the event loop (signals keep being forwarded):
  * SIGCHLD wakes us, waitpid(WNOHANG) tells whether it was this child. */
 function waitExit(pid: number): Promise<number> {
@@ -368,8 +370,8 @@ export async function run(o: CreateOptions): Promise<number> {
     process.stderr.write(`tsrun: warning: ${(e as Error).message}\n`);
   }
   const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
-  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
-  if (!tty) for (const s of sigs) process.on(s, forward);
+  // forwarded as runc does (with a terminal in raw mode, ^C reaches the container through the pty)
+  for (const s of FORWARDED) if (!(tty && s === 'SIGWINCH')) process.on(s, forward);
   const st = await waitExit(spawned.pid);
   trace('container exited');
   await tty?.stop();
@@ -548,7 +550,7 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
   }
   if (o.detach) return 0;
   const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
-  if (!tty) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]) process.on(s, forward);
+  for (const s of FORWARDED) if (!(tty && s === 'SIGWINCH')) process.on(s, forward);
   const stt = await waitExit(spawned.pid);
   await tty?.stop();
   return waitStatusToCode(stt);
