@@ -260,7 +260,7 @@ export function createContainer(o: CreateOptions, mode: 'create' | 'run'): { rec
     // the cgroups to remove (pid 0 reads as stopped).
     const rec: store.ContainerRecord = {
       id: o.id, pid: 0, startTime: '', bundle, rootfs: p.rootfs,
-      created: new Date().toISOString(), owner: os.userInfo().username,
+      created: new Date().toISOString(), owner: process.getuid?.() === 0 ? '' : os.userInfo().username,
       annotations: p.spec.annotations, cgroup: cg.paths, config: p.spec,
       ownPidNs: (p.spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
     };
