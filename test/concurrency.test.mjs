@@ -2,6 +2,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { rt, newRoot, makeBundle, uniqueId, assertClean, describe, sleep, tsrunOnly, TSRUN } from './helpers/index.mjs';
 
 test('12 containers run at once, all succeed, nothing is left', async t => {
@@ -36,5 +37,6 @@ tsrunOnly(test)('a create killed at any moment is repaired by delete --force', a
     t.true(res.code === 0 || /does not exist/.test(res.stderr), `${id}: ${describe(res)}`);
     assertClean(t, { root, id, bundle: b.dir });
   }
-  t.deepEqual(existsSync(root) ? readdirSync(root) : [], []);
+  const files = d => (existsSync(d) ? readdirSync(d, { withFileTypes: true }).flatMap(e => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)])) : []);
+  t.deepEqual(files(root), [], 'files left under --root');
 });

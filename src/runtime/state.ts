@@ -32,13 +32,19 @@ export function validateId(id: string | undefined): string {
   return id;
 }
 
+// <root>/oci/<id>: the runtime's containers; the engine keeps images and its own records
+// beside it (<root>/image, <root>/containers), so no container id can collide with them.
+export function ociDir(root: string): string {
+  return path.join(root, 'oci');
+}
+
 export function containerDir(root: string, id: string): string {
-  return path.join(root, id);
+  return path.join(root, 'oci', id);
 }
 
 /** Reserve the id: fails if a container with it exists. */
 export function reserve(root: string, id: string): string {
-  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  fs.mkdirSync(ociDir(root), { recursive: true, mode: 0o711 });
   const dir = containerDir(root, id);
   try {
     fs.mkdirSync(dir, { mode: 0o711 });
@@ -82,7 +88,8 @@ export function loadRecord(root: string, id: string): ContainerRecord {
 
 export function listIds(root: string): string[] {
   try {
-    return fs.readdirSync(root).filter((n) => ID_RE.test(n) && fs.existsSync(path.join(root, n, 'state.json'))).sort();
+    const dir = ociDir(root);
+    return fs.readdirSync(dir).filter((n) => ID_RE.test(n) && fs.existsSync(path.join(dir, n, 'state.json'))).sort();
   } catch {
     return [];
   }
