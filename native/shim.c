@@ -748,3 +748,181 @@ int tsrun_try_wait(int pid) {
   if (r == 0) return -EAGAIN;
   return r < 0 ? -errno : st;
 }
+
+/* ---- Filesystem calls for the image store (src/kernel/fsops.ts) ---------------------------- */
+
+#include <stdio.h>
+#include <sys/xattr.h>
+
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#define TS_FSCONFIG_SET_STRING 1
+#define TS_FSCONFIG_CMD_CREATE 6
+
+int tsrun_mknod(const char *path, unsigned int mode, unsigned int major, unsigned int minor) {
+  return mknod(path, (mode_t)mode, makedev(major, minor)) < 0 ? -errno : 0;
+}
+
+int tsrun_lsetxattr(const char *path, const char *name, const uint8_t *value, uint32_t len, int flags) {
+  return lsetxattr(path, name, value, len, flags) < 0 ? -errno : 0;
+}
+
+/* The value's length (it may exceed len: then call again with a bigger buffer), or -errno. */
+int tsrun_lgetxattr(const char *path, const char *name, uint8_t *buf, uint32_t len) {
+  ssize_t n = lgetxattr(path, name, buf, len);
+  if (n < 0 && errno == ERANGE) n = lgetxattr(path, name, NULL, 0);
+  return n < 0 ? -errno : (int)n;
+}
+
+/* NUL-separated names; the list's length (may exceed len, as above), or -errno. */
+int tsrun_llistxattr(const char *path, char *buf, uint32_t len) {
+  ssize_t n = llistxattr(path, buf, len);
+  if (n < 0 && errno == ERANGE) n = llistxattr(path, NULL, 0);
+  return n < 0 ? -errno : (int)n;
+}
+
+int tsrun_umount2(const char *path, int flags) { return umount2(path, flags) < 0 ? -errno : 0; }
+
+/* Append "what: kernel log messages" (or just "what") to err. */
+static void ovl_err(int fsfd, const char *what, char *err, int errlen) {
+  if (!err || errlen <= 0) return;
+  int n = snprintf(err, (size_t)errlen, "%s", what);
+  if (n < 0 || n >= errlen) return;
+  if (fsfd < 0) return;
+  char m[512];
+  for (int i = 0; i < 8; i++) {
+    ssize_t r = read(fsfd, m, sizeof m - 1);
+    if (r <= 0) break;
+    m[r] = 0;
+    const char *t = m;
+    if ((m[0] == 'e' || m[0] == 'w' || m[0] == 'i') && m[1] == ' ') t = m + 2;
+    int k = snprintf(err + n, (size_t)(errlen - n), "%s%s", i ? "; " : ": ", t);
+    if (k < 0 || k >= errlen - n) break;
+    n += k;
+  }
+}
+
+static const char *next_str(const uint8_t *p) { return (const char *)p + strlen((const char *)p) + 1; }
+
+/* The legacy mount(2): one option string, limited to a page. */
+static int ovl_legacy(const char *target, const uint8_t *lowers, int nlower, const char *upper, const char *work,
+                      const uint8_t *opts, int nopts, int readonly, char *err, int errlen) {
+  size_t cap = 4096, n = 0;
+  char *data = malloc(cap + 1);
+  if (!data) return -ENOMEM;
+#define PUT(c) do { if (n >= cap) goto toolong; data[n++] = (c); } while (0)
+  const char *k = "lowerdir=";
+  while (*k) PUT(*k++);
+  const char *l = (const char *)lowers;
+  for (int i = 0; i < nlower; i++, l = next_str((const uint8_t *)l)) {
+    if (i) PUT(':');
+    for (const char *c = l; *c; c++) { if (*c == ':' || *c == ',' || *c == '\\') PUT('\\'); PUT(*c); }
+  }
+  for (int w = 0; w < 2 && upper && *upper; w++) {
+    const char *v = w ? work : upper;
+    for (const char *c = w ? ",workdir=" : ",upperdir="; *c; c++) PUT(*c);
+    for (const char *c = v; *c; c++) { if (*c == ':' || *c == ',' || *c == '\\') PUT('\\'); PUT(*c); }
+  }
+  const char *o = (const char *)opts;
+  for (int i = 0; i < nopts; i++, o = next_str((const uint8_t *)o)) {
+    PUT(',');
+    for (const char *c = o; *c; c++) PUT(*c);
+  }
+#undef PUT
+  data[n] = 0;
+  int r = mount("overlay", target, "overlay", readonly ? MS_RDONLY : 0, data);
+  int e = errno;
+  free(data);
+  if (r < 0) { ovl_err(-1, "mount(2) overlay", err, errlen); return -e; }
+  return 0;
+toolong:
+  free(data);
+  ovl_err(-1, "mount(2) overlay: the options exceed a page (lowerdir+ is not available)", err, errlen);
+  return -E2BIG;
+}
+
+/*
+ * Mount overlayfs on target with the new mount API, so that many layers do not hit the page-size
+ * limit of mount(2)'s option string: one fsconfig("lowerdir+") per lower dir.
+ *   lowers: nlower NUL-terminated paths back to back, top first;
+ *   upper/work: NULL or "" for a read-only mount without an upper dir;
+ *   opts: nopts NUL-terminated "key=value" (or "key" flags) back to back, e.g. "index=off";
+ *   readonly: mount read-only (MOUNT_ATTR_RDONLY).
+ * Returns 0 or -errno, with "operation: kernel message" in err.  Kernels without lowerdir+
+ * (< 6.8) fall back to mount(2) with one option string.
+ */
+int tsrun_mount_overlay(const char *target, const uint8_t *lowers, int nlower, const char *upper, const char *work,
+                        const uint8_t *opts, int nopts, int readonly, char *err, int errlen) {
+  if (err && errlen > 0) err[0] = 0;
+  if (nlower < 1) { ovl_err(-1, "overlay: no lower dir", err, errlen); return -EINVAL; }
+  /* fsconfig takes strings of at most 255 bytes: longer paths need mount(2) */
+  int longpath = (upper && strlen(upper) > 255) || (work && strlen(work) > 255);
+  const char *l = (const char *)lowers;
+  for (int i = 0; i < nlower; i++, l = next_str((const uint8_t *)l)) if (strlen(l) > 255) longpath = 1;
+  if (longpath) return ovl_legacy(target, lowers, nlower, upper, work, opts, nopts, readonly, err, errlen);
+  int fd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (fd < 0) { int e = errno; ovl_err(-1, "fsopen overlay", err, errlen); return -e; }
+  char what[400];
+  l = (const char *)lowers;
+  for (int i = 0; i < nlower; i++, l = next_str((const uint8_t *)l)) {
+    if (syscall(SYS_fsconfig, fd, TS_FSCONFIG_SET_STRING, "lowerdir+", l, 0) < 0) {
+      int e = errno;
+      if (e == EINVAL && i == 0) {
+        /* lowerdir+ unknown to this kernel */
+        close(fd);
+        return ovl_legacy(target, lowers, nlower, upper, work, opts, nopts, readonly, err, errlen);
+      }
+      snprintf(what, sizeof what, "fsconfig lowerdir+ %s (layer %d of %d)", l, i + 1, nlower);
+      ovl_err(fd, what, err, errlen);
+      close(fd);
+      return -e;
+    }
+  }
+  if (upper && *upper) {
+    if (syscall(SYS_fsconfig, fd, TS_FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0) {
+      int e = errno; snprintf(what, sizeof what, "fsconfig upperdir %s", upper); ovl_err(fd, what, err, errlen); close(fd); return -e;
+    }
+    if (syscall(SYS_fsconfig, fd, TS_FSCONFIG_SET_STRING, "workdir", work, 0) < 0) {
+      int e = errno; snprintf(what, sizeof what, "fsconfig workdir %s", work); ovl_err(fd, what, err, errlen); close(fd); return -e;
+    }
+  }
+  const char *o = (const char *)opts;
+  for (int i = 0; i < nopts; i++, o = next_str((const uint8_t *)o)) {
+    char key[64];
+    const char *eq = strchr(o, '=');
+    size_t kl = eq ? (size_t)(eq - o) : strlen(o);
+    if (kl >= sizeof key) { close(fd); ovl_err(-1, "overlay: option name too long", err, errlen); return -EINVAL; }
+    memcpy(key, o, kl);
+    key[kl] = 0;
+    long r = eq ? syscall(SYS_fsconfig, fd, TS_FSCONFIG_SET_STRING, key, eq + 1, 0)
+                : syscall(SYS_fsconfig, fd, 0 /* FSCONFIG_SET_FLAG */, key, NULL, 0);
+    if (r < 0) {
+      int e = errno;
+      snprintf(what, sizeof what, "fsconfig %.60s", o);
+      ovl_err(fd, what, err, errlen);
+      close(fd);
+      return -e;
+    }
+  }
+  if (syscall(SYS_fsconfig, fd, TS_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    int e = errno; ovl_err(fd, "fsconfig create", err, errlen); close(fd); return -e;
+  }
+  int mfd = (int)syscall(SYS_fsmount, fd, FSMOUNT_CLOEXEC, readonly ? MOUNT_ATTR_RDONLY : 0);
+  if (mfd < 0) { int e = errno; ovl_err(fd, "fsmount", err, errlen); close(fd); return -e; }
+  close(fd);
+  if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    int e = errno; ovl_err(-1, "move_mount", err, errlen); close(mfd); return -e;
+  }
+  close(mfd);
+  return 0;
+}

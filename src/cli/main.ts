@@ -22,6 +22,23 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   features: () => require('./commands/features'),
   plan: () => require('./commands/plan'),
   spec: () => require('./commands/spec'),
+  // images (and the few container commands they need)
+  pull: () => require('./commands/pull'),
+  push: () => require('./commands/push'),
+  images: () => require('./commands/images'),
+  image: () => require('./commands/image'),
+  inspect: () => require('./commands/inspect'),
+  history: () => require('./commands/history'),
+  tag: () => require('./commands/tag'),
+  rmi: () => require('./commands/rmi'),
+  save: () => require('./commands/save'),
+  load: () => require('./commands/load'),
+  import: () => require('./commands/import'),
+  export: () => require('./commands/export'),
+  commit: () => require('./commands/commit'),
+  login: () => require('./commands/login'),
+  logout: () => require('./commands/logout'),
+  rm: () => require('./commands/rm'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
@@ -45,6 +62,13 @@ Commands:
   features  print what this runtime supports (JSON)
   plan      print every kernel step a bundle's container will get
   spec      write a default config.json
+
+Images:
+  run IMAGE [CMD...]   run a container from an image (pulled when missing): --rm, --name, -e, -w, -u, -t, -d, --entrypoint
+  pull, push           copy images from and to registries (OCI distribution API)
+  images               list images (image ls)
+  image inspect|history|tag|rm|prune|save|load|import
+  rmi, tag, history, save, load, import, export, commit, login, logout, rm
 
 Global options:
   --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)

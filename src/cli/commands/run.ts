@@ -1,7 +1,19 @@
+import fs = require('fs');
 import { parse, str, needId, fdCount, type Globals } from '../args';
 import { run, printPlan } from '../../runtime/container';
 
+/**
+ * Two commands share the name, told apart as runc and docker users write them:
+ *   tsrun run [--bundle DIR] ID       the OCI runtime's run (a bundle: -b given, or ./config.json)
+ *   tsrun run [OPTIONS] IMAGE [CMD]   the engine's run (an image)
+ */
 export default async function (argv: string[], g: Globals): Promise<number> {
+  const oci = argv.some((a) => a === '-b' || a === '--bundle' || a.startsWith('--bundle=') || a === '--dry-run')
+    || (fs.existsSync('config.json') && argv.filter((a) => !a.startsWith('-')).length === 1 && !argv.some((a) => /^-(t|i|it|ti|e|d)$|^--(rm|name|entrypoint)/.test(a)));
+  if (!oci) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('./run-image') as typeof import('./run-image')).default(argv, g);
+  }
   const p = parse(argv, {
     bool: ['no-pivot', 'no-new-keyring', 'detach', 'keep', 'no-subreaper', 'dry-run'],
     str: ['bundle', 'pid-file', 'console-socket', 'preserve-fds', 'pidfd-socket', 'format'],

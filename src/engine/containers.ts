@@ -1,0 +1,96 @@
+// The engine's container records: <root>/containers/<id>/container.json, beside the bundle
+// (config.json) and the overlay snapshot dirs (upper, work, rootfs) of the container.
+import fs = require('fs');
+import path = require('path');
+import crypto = require('crypto');
+import { TsrunError } from '../runtime/errors';
+import { writeAtomic } from '../runtime/state';
+
+export interface ContainerRecord {
+  id: string;             // 64 hex
+  name: string;
+  image: string;          // the reference the user gave
+  imageId: string;        // config digest
+  chainId?: string;       // top layer of the image (the snapshot's lower)
+  created: string;
+  args: string[];
+  autoRemove: boolean;
+  tty: boolean;
+  exitCode?: number;
+  finishedAt?: string;
+  oomKilled?: boolean;
+}
+
+export function containersDir(root: string): string {
+  return path.join(root, 'containers');
+}
+
+export function containerPath(root: string, id: string): string {
+  return path.join(containersDir(root), id);
+}
+
+export function newId(): string {
+  return crypto.randomBytes(32).toString('hex');
+}
+
+const ADJ = ['brave', 'calm', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'proud', 'quirky', 'sharp', 'tender', 'vivid', 'witty', 'zen'];
+const NOUN = ['turing', 'hopper', 'lovelace', 'ritchie', 'thompson', 'torvalds', 'knuth', 'dijkstra', 'hamilton', 'liskov', 'lamport', 'wirth', 'kay', 'perlman', 'allen', 'backus'];
+
+export function generateName(taken: Set<string>): string {
+  for (let i = 0; ; i++) {
+    const n = `${ADJ[crypto.randomInt(ADJ.length)]}_${NOUN[crypto.randomInt(NOUN.length)]}${i > 10 ? crypto.randomInt(100) : ''}`;
+    if (!taken.has(n)) return n;
+  }
+}
+
+export function listContainers(root: string): ContainerRecord[] {
+  let names: string[];
+  try { names = fs.readdirSync(containersDir(root)); } catch { return []; }
+  const out: ContainerRecord[] = [];
+  for (const n of names) {
+    try { out.push(JSON.parse(fs.readFileSync(path.join(containersDir(root), n, 'container.json'), 'utf8'))); } catch { /* half-created or removed */ }
+  }
+  return out;
+}
+
+/** By full id, unique id prefix or name. */
+export function findContainer(root: string, key: string): ContainerRecord {
+  const all = listContainers(root);
+  const byName = all.find((c) => c.name === key || '/' + c.name === key);
+  if (byName) return byName;
+  const hits = all.filter((c) => c.id.startsWith(key));
+  if (hits.length === 1 && key.length > 0) return hits[0];
+  if (hits.length > 1) throw new TsrunError(`multiple containers found with id prefix ${key}`);
+  throw new TsrunError(`No such container: ${key}`);
+}
+
+export function saveContainer(root: string, c: ContainerRecord): void {
+  writeAtomic(path.join(containerPath(root, c.id), 'container.json'), JSON.stringify(c, null, 2), 0o600);
+}
+
+/** Create the record with an exclusive name (a lock file per name makes two `run --name x` race-free). */
+export function reserveContainer(root: string, c: ContainerRecord): void {
+  fs.mkdirSync(containersDir(root), { recursive: true, mode: 0o711 });
+  const names = path.join(root, 'names');
+  fs.mkdirSync(names, { recursive: true, mode: 0o711 });
+  try {
+    fs.writeFileSync(path.join(names, c.name), c.id, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      const owner = fs.readFileSync(path.join(names, c.name), 'utf8');
+      if (fs.existsSync(containerPath(root, owner))) {
+        throw new TsrunError(`Conflict. The container name "/${c.name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
+      }
+      fs.writeFileSync(path.join(names, c.name), c.id); // a stale name: its container is gone
+    } else throw e;
+  }
+  fs.mkdirSync(containerPath(root, c.id), { mode: 0o711 });
+  saveContainer(root, c);
+}
+
+export function releaseContainer(root: string, c: ContainerRecord): void {
+  try {
+    if (fs.readFileSync(path.join(root, 'names', c.name), 'utf8') === c.id) fs.unlinkSync(path.join(root, 'names', c.name));
+  } catch { /* gone */ }
+  fs.rmSync(containerPath(root, c.id), { recursive: true, force: true });
+}

@@ -1,0 +1,94 @@
+// `tsrun run IMAGE [CMD...]`: image → overlay snapshot → OCI bundle → the runtime's own run.
+// The engine never bypasses the runtime: the container goes through the same plan as `tsrun run -b`.
+import fs = require('fs');
+import path = require('path');
+import { TsrunError } from '../runtime/errors';
+import { run as runtimeRun, del as runtimeDelete } from '../runtime/container';
+import { ImageStore, mountSnapshot, removeSnapshot, unmountSnapshot } from '../image/store';
+import type { ImageConfig, ImageRecord } from '../image/types';
+import { buildSpec, type RunFlags } from './spec';
+import * as ct from './containers';
+
+export interface RunImageOptions extends RunFlags {
+  root: string;
+  image: string;
+  name?: string;
+  rm?: boolean;
+  detach?: boolean;
+  pull?: 'missing' | 'always' | 'never';
+}
+
+/** Find an image by id, short id or reference; pull it when missing (as docker run does). */
+export async function findOrPull(store: ImageStore, key: string, policy: RunImageOptions['pull'] = 'missing'): Promise<ImageRecord> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parseRef, formatRef } = require('../image/ref') as typeof import('../image/ref');
+  let found = policy === 'always' ? undefined : store.find(key);
+  let normal: string | undefined;
+  if (!found) {
+    try {
+      normal = formatRef(parseRef(key));
+      if (policy !== 'always') found = store.find(normal);
+    } catch (e) {
+      if (!found) throw new TsrunError((e as Error).message, 125);
+    }
+  }
+  if (found) return found;
+  if (policy === 'never') throw new TsrunError(`No such image: ${key}`, 125);
+  process.stderr.write(`Unable to find image '${key}' locally\n`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { pullImage } = require('../image/pull') as typeof import('../image/pull');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { progressRenderer } = require('../image/registry/progress') as typeof import('../image/registry/progress');
+  try {
+    return await pullImage(store, parseRef(key), { progress: progressRenderer(process.stderr) });
+  } catch (e) {
+    throw new TsrunError((e as Error).message, 125);
+  }
+}
+
+export async function runImage(o: RunImageOptions): Promise<number> {
+  const store = new ImageStore(o.root);
+  const img = await findOrPull(store, o.image, o.pull);
+  const config = store.content.readJSON<ImageConfig>(img.id);
+  const taken = new Set(ct.listContainers(o.root).map((c) => c.name));
+  if (o.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) {
+    throw new TsrunError(`Invalid container name (${o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 125);
+  }
+  const rec: ct.ContainerRecord = {
+    id: ct.newId(), name: o.name ?? ct.generateName(taken), image: o.image, imageId: img.id,
+    chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
+    created: new Date().toISOString(), args: o.args ?? [], autoRemove: !!o.rm, tty: !!o.tty,
+  };
+  ct.reserveContainer(o.root, rec);
+  const dir = ct.containerPath(o.root, rec.id);
+  let code: number;
+  try {
+    const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
+    const spec = buildSpec(config, rootfs, rec.id, o);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    if (o.detach) {
+      await runtimeRun({ root: o.root, id: rec.id, bundle: dir, detach: true });
+      process.stdout.write(rec.id + '\n');
+      return 0;
+    }
+    code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir });
+  } catch (e) {
+    removeContainer(o.root, rec);
+    const err = e as TsrunError;
+    // Docker's codes: 125 the engine failed, 126 cannot invoke, 127 not found
+    throw new TsrunError(err.message, err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125);
+  }
+  if (o.rm) removeContainer(o.root, rec);
+  else {
+    unmountSnapshot(o.root, rec.id);
+    ct.saveContainer(o.root, { ...rec, exitCode: code, finishedAt: new Date().toISOString() });
+  }
+  return code;
+}
+
+/** Remove a container: its runtime state (killing it), its snapshot and its record. */
+export function removeContainer(root: string, rec: ct.ContainerRecord): void {
+  try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
+  removeSnapshot(root, rec.id);
+  ct.releaseContainer(root, rec);
+}
