@@ -252,7 +252,8 @@ test('--console-socket receives a pty master; the container writes to its slave'
   const id = uniqueId();
   const b = await makeBundle(t, c => {
     c.process.terminal = true;
-    c.process.args = ['/bin/sh', '-c', '/probe isatty; echo hello-tty'];
+    // the sleep keeps the slave open until recvtty has read everything (no lost output under load)
+    c.process.args = ['/bin/sh', '-c', '/probe isatty; echo hello-tty; sleep 1'];
   });
   const sock = join(tempDir(t), 'console.sock');
   const recv = spawnCmd(helperBin('recvtty'), [sock], { timeout: 30_000 });

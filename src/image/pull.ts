@@ -38,6 +38,7 @@ export interface PullOptions {
 const LAYER_TYPES = new Set<string>([MT.OCI_LAYER, MT.OCI_LAYER_GZIP, MT.OCI_LAYER_ZSTD, MT.DOCKER_LAYER_GZIP, MT.DOCKER_LAYER_FOREIGN]);
 const TRIES = 3;
 const PROGRESS_MS = 100;
+const COALESCE = 1 << 20;
 
 const isIndex = (mt: string) => mt === MT.OCI_INDEX || mt === MT.DOCKER_LIST;
 
@@ -69,8 +70,15 @@ function tee(src: Readable, onChunk: (n: number) => void): { a: PassThrough; b: 
   let bLive = true;
   let waiting = 0;
   const resume = () => { if (--waiting === 0) src.resume(); };
-  src.on('data', (c: Buffer) => {
-    onChunk(c.length);
+  // Network chunks are small (16-64 KB): both consumers get them in ~1 MB pieces, which cuts
+  // their write syscalls (and thread-pool round trips) by an order of magnitude.
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  const flush = (): boolean => {
+    if (!pendingLen) return true;
+    const c = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
+    pending = [];
+    pendingLen = 0;
     const okA = a.write(c);
     const okB = bLive ? b.write(c) : true;
     if (!okA || !okB) {
@@ -78,8 +86,15 @@ function tee(src: Readable, onChunk: (n: number) => void): { a: PassThrough; b: 
       if (!okA) { waiting++; a.once('drain', resume); }
       if (!okB) { waiting++; b.once('drain', resume); }
     }
+    return okA && okB;
+  };
+  src.on('data', (c: Buffer) => {
+    onChunk(c.length);
+    pending.push(c);
+    pendingLen += c.length;
+    if (pendingLen >= COALESCE) flush();
   });
-  src.on('end', () => { a.end(); if (bLive) b.end(); });
+  src.on('end', () => { flush(); a.end(); if (bLive) b.end(); });
   src.on('error', (e) => { a.destroy(e); b.destroy(e); });
   const abort = (e: Error) => { src.destroy(e); a.destroy(e); b.destroy(e); };
   // The second consumer gave up: the first one goes on alone.
@@ -93,8 +108,21 @@ function tee(src: Readable, onChunk: (n: number) => void): { a: PassThrough; b: 
   return { a, b, abort, dropB };
 }
 
+/** Counts bytes as they pass, handing them on in pieces of about `COALESCE` bytes. */
 async function* counted(src: AsyncIterable<Buffer>, onChunk: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const c of src) { onChunk(c.length); yield c; }
+  let pending: Buffer[] = [];
+  let len = 0;
+  for await (const c of src) {
+    onChunk(c.length);
+    pending.push(c);
+    len += c.length;
+    if (len >= COALESCE) {
+      yield pending.length === 1 ? pending[0] : Buffer.concat(pending, len);
+      pending = [];
+      len = 0;
+    }
+  }
+  if (len) yield pending.length === 1 ? pending[0] : Buffer.concat(pending, len);
 }
 
 interface UnpackResult { chainId: string; diffId: string; size: number }
