@@ -78,7 +78,8 @@ command -v npm >/dev/null || {
 # --- build tools, runtime libraries, rootfs material --------------------------------
 apt_install gcc make libc6-dev libseccomp2 busybox-static util-linux procps ca-certificates
 if [ $with_test = 1 ]; then
-  apt_install runc crun hyperfine
+  # peers the tests and benchmarks compare with; a local registry and its htpasswd tool; skopeo as an independent client
+  apt_install runc crun hyperfine docker-registry apache2-utils skopeo
 fi
 
 # --- npm ci + build ---------------------------------------------------------------------
