@@ -22,7 +22,7 @@ function statusText(s: LayerStatus, push: boolean): string {
   switch (s) {
     case 'waiting': return push ? 'Preparing' : 'Waiting';
     case 'downloading': return 'Downloading';
-    case 'verifying': return 'Verifying Checksum';
+    case 'verifying': return 'Download complete'; // verified while streaming
     case 'extracting': return 'Extracting';
     case 'done': return push ? 'Pushed' : 'Pull complete';
     case 'exists': return push ? 'Layer already exists' : 'Already exists';
