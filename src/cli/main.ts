@@ -124,7 +124,12 @@ async function main(argv: string[]): Promise<number> {
   const load = COMMANDS[cmd];
   if (!load) throw new TsrunError(`unknown command "${cmd}" (see tsrun --help)`);
   (main as { g?: Globals }).g = g;
-  return load().default(argv.slice(i + 1), g);
+  const rest = argv.slice(i + 1);
+  if (rest[0] === '--help' || (rest.includes('--help') && cmd !== 'exec' && !(cmd === 'run' && rest.indexOf('--help') > rest.findIndex((a) => !a.startsWith('-'))))) {
+    process.stdout.write(`Usage: tsrun ${cmd} [OPTIONS] ...\n\n${USAGE.split('\n').find((l) => l.trim().startsWith(cmd + ' '))?.trim() ?? ''}\nSee README.md for the flags (they are runc's and docker's).\n`);
+    return 0;
+  }
+  return load().default(rest, g);
 }
 
 function fail(e: unknown): number {

@@ -16,7 +16,7 @@ import type { Readable } from 'stream';
 import { MT } from '../types';
 import { registryHost } from '../ref';
 import { basicHeader, Challenge, Credentials, loadCredentials, parseChallenges } from './auth';
-import { DigestMismatchError, errorFromResponse, isRetryable, RegistryError } from './errors';
+import { DigestMismatchError, errorFromResponse, isRetryable, netError, RegistryError } from './errors';
 
 const MANIFEST_ACCEPT = [MT.OCI_INDEX, MT.OCI_MANIFEST, MT.DOCKER_LIST, MT.DOCKER_MANIFEST].join(', ');
 const MAX_MANIFEST = 4 << 20;
@@ -116,6 +116,7 @@ export class RegistryClient {
   private challenge: Challenge | undefined;
   private readonly tokens = new Map<string, { token: string; expires: number }>();
   private readonly userAgent: string;
+  private readonly insecure: boolean;
 
   constructor(domain: string, opts: ClientOptions = {}) {
     this.domain = domain;
@@ -125,11 +126,13 @@ export class RegistryClient {
     else this.scheme = isLoopback(this.host) ? 'http' : 'https';
     this.fallbackToHttp = insecure && opts.plainHttp === undefined && this.scheme === 'https';
     this.insecure = insecure;
-    this.credentials = opts.credentials === undefined ? loadCredentials(domain) : opts.credentials ?? undefined;
+    if (opts.credentials !== undefined) this.credentials = opts.credentials ?? undefined;
+    else {
+      // An unreadable config.json does not stop an anonymous pull (docker only warns either).
+      try { this.credentials = loadCredentials(domain); } catch { this.credentials = undefined; }
+    }
     this.userAgent = opts.userAgent ?? USER_AGENT;
   }
-
-  private readonly insecure: boolean;
 
   get baseUrl(): string {
     return `${this.scheme}://${this.host}`;
@@ -256,7 +259,7 @@ export class RegistryClient {
           url = new URL(url.href.replace(/^https:/, 'http:'));
           continue;
         }
-        throw e;
+        throw netError(e, `${url.protocol}//${url.host}${url.pathname}`, !this.insecure);
       }
       const status = res.statusCode ?? 0;
       if (status === 401 && onRegistry && !authTried) {

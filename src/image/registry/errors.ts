@@ -60,7 +60,7 @@ export function errorFromResponse(status: number, body: Buffer | undefined, what
   return new RegistryError(msg, status, code, status >= 500 || status === 429);
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ECONNREFUSED']);
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
 
 /** A network failure (connection reset, timeout...) or a 5xx/429 worth another try. */
 export function isRetryable(e: unknown): boolean {
@@ -75,4 +75,23 @@ export function isRetryable(e: unknown): boolean {
 export function errorText(e: unknown): string {
   const err = e as Error;
   return String(err?.message ?? e).split('\n')[0];
+}
+
+/**
+ * A network error's message made readable: OpenSSL's "write EPROTO 80..:error:0A00010B:SSL
+ * routines:ssl3_get_record:wrong version number:../deps/..." becomes "https://host/v2/: TLS
+ * handshake failed (wrong version number): is it a plain-HTTP registry? ...". The code stays.
+ */
+export function netError(e: unknown, url: string, insecureHint: boolean): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!err || typeof err.message !== 'string') return e;
+  const m = /SSL routines:[^:]*:([^:]+)/.exec(err.message);
+  if (!m && !/^ERR_SSL|^ERR_TLS|^EPROTO$/.test(err.code ?? '')) return e;
+  const reason = m ? m[1] : err.message.split('\n')[0];
+  const hint = /wrong version number|packet length too long|http request/i.test(reason)
+    ? (insecureHint ? ': the server does not speak HTTPS (for a plain-HTTP registry, add it to TSRUN_INSECURE_REGISTRIES)' : ': the server does not speak HTTPS')
+    : '';
+  const out = new Error(`${url}: TLS handshake failed (${reason})${hint}`) as NodeJS.ErrnoException;
+  out.code = err.code;
+  return out;
 }

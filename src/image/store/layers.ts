@@ -63,7 +63,7 @@ async function sniff(src: AsyncIterable<Buffer>, n: number): Promise<{ head: Buf
 }
 
 async function* gunzip(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const gz = zlib.createGunzip();
+  const gz = zlib.createGunzip({ chunkSize: 1 << 20 }); // 16 KiB chunks cost a thread-pool round trip each: 1.6 s → 1.0 s on a 210 MB pull
   const input = Readable.from(src);
   pipeline(input, gz, () => { /* errors surface through the iteration of gz */ });
   try {
