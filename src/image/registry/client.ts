@@ -9,7 +9,7 @@
 //  - Retries (3 tries, backoff, Retry-After honoured up to a few seconds) on connection
 //    resets, 5xx and 429, for requests whose body can be sent again.
 import http = require('http');
-import https = require('https');
+import type * as HttpsT from 'https';
 import crypto = require('crypto');
 import { URL } from 'url';
 import type { Readable } from 'stream';
@@ -25,8 +25,17 @@ const TRIES = 3;
 const USER_AGENT = 'tsrun/0.1.0';
 
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
-const insecureHttpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+// https (and tls) cost ~8 ms to load: only for registries that speak it
+let httpsMod: typeof HttpsT | undefined;
+let httpsAgent: HttpsT.Agent | undefined;
+let insecureHttpsAgent: HttpsT.Agent | undefined;
+function https(insecure: boolean): { mod: typeof HttpsT; agent: HttpsT.Agent } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  httpsMod ??= require('https') as typeof HttpsT;
+  httpsAgent ??= new httpsMod.Agent({ keepAlive: true, maxSockets: 16 });
+  insecureHttpsAgent ??= new httpsMod.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+  return { mod: httpsMod, agent: insecure ? insecureHttpsAgent : httpsAgent };
+}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -146,8 +155,9 @@ export class RegistryClient {
   private send(method: string, url: URL, headers: Record<string, string>, body: Body | undefined, timeoutMs: number): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const isHttps = url.protocol === 'https:';
-      const mod = isHttps ? https : http;
-      const agent = isHttps ? (this.insecure && url.host === this.host ? insecureHttpsAgent : httpsAgent) : httpAgent;
+      const sec = isHttps ? https(this.insecure && url.host === this.host) : undefined;
+      const mod = sec ? sec.mod : http;
+      const agent = sec ? sec.agent : httpAgent;
       const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
       if (body !== undefined) h['Content-Length'] = String(body.length);
       const req = mod.request(url, { method, headers: h, agent });
