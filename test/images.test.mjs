@@ -59,8 +59,8 @@ t2('import, images, inspect, history, run IMAGE', async t => {
   t.regex(hist.stdout, new RegExp(id.slice(7, 19)));
 });
 
-t2('commit: changes and deletions become a layer; history grows; run the new image', async t => {
-  const { root, r } = await withImage(t);
+t2('commit and export: changes and deletions become a layer; history grows; run the new image', async t => {
+  const { root, r, dir } = await withImage(t);
   const name = uniqueId('c');
   const res = await r(['run', '--name', name, 'test/busybox:1', '/bin/sh', '-c', 'echo new > /newfile; rm /bin/vi; mkdir -p /d && echo x > /d/x']);
   t.is(res.code, 0, describe(res));
@@ -80,6 +80,15 @@ t2('commit: changes and deletions become a layer; history grows; run the new ima
   const rmi = await r(['rmi', 'test/busybox:1']);
   t.not(rmi.code, 0);
   t.regex(rmi.stderr, /must force|is using/);
+  // export: the container's whole filesystem, its own changes included
+  const exp = join(dir, 'export.tar');
+  const ex = await r(['export', '-o', exp, name]);
+  t.is(ex.code, 0, describe(ex));
+  const files = execFileSync('tar', ['-tf', exp], { encoding: 'utf8' }).split('\n');
+  t.true(files.some(f => /^(\.\/)?newfile$/.test(f)), 'export lacks the container\'s new file');
+  t.true(files.some(f => /^(\.\/)?bin\/busybox$/.test(f)), 'export lacks the image files');
+  t.false(files.some(f => /^(\.\/)?bin\/vi$/.test(f)), 'export shows a deleted file');
+  t.deepEqual(mountsUnder(root), [], 'export left the snapshot mounted');
   t.is((await r(['rm', name])).code, 0);
   t.deepEqual(mountsUnder(root), []);
 });
