@@ -39,6 +39,11 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   login: () => require('./commands/login'),
   logout: () => require('./commands/logout'),
   rm: () => require('./commands/rm'),
+  logs: () => require('./commands/logs'),
+  stop: () => require('./commands/stop'),
+  restart: () => require('./commands/restart'),
+  wait: () => require('./commands/wait'),
+  unpause: () => require('./commands/resume'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
@@ -68,7 +73,12 @@ Images:
   pull, push           copy images from and to registries (OCI distribution API)
   images               list images (image ls)
   image inspect|history|tag|rm|prune|save|load|import
-  rmi, tag, history, save, load, import, export, commit, login, logout, rm
+  rmi, tag, history, save, load, import, export, commit, login, logout
+
+Containers (docker's commands; a name or id prefix works wherever an id does):
+  run -d IMAGE         detached under a small C supervisor (logs, exit status, --restart, --rm)
+  ps [-a -q --format --filter], logs [-f --tail -t --since], stop [-t], restart, start [-a], kill [-s],
+  wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect
 
 Global options:
   --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)

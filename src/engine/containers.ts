@@ -19,6 +19,9 @@ export interface ContainerRecord {
   exitCode?: number;
   finishedAt?: string;
   oomKilled?: boolean;
+  startedAt?: string;
+  restart?: string;       // no | always | unless-stopped | on-failure[:N]
+  detached?: boolean;
 }
 
 export function containersDir(root: string): string {
@@ -93,4 +96,14 @@ export function releaseContainer(root: string, c: ContainerRecord): void {
     if (fs.readFileSync(path.join(root, 'names', c.name), 'utf8') === c.id) fs.unlinkSync(path.join(root, 'names', c.name));
   } catch { /* gone */ }
   fs.rmSync(containerPath(root, c.id), { recursive: true, force: true });
+}
+
+/** A name or id prefix of an engine container → its id; anything else unchanged (a runtime id). */
+export function resolveId(root: string, key: string): string {
+  if (/^[0-9a-f]{64}$/.test(key)) return key;
+  try { return findContainer(root, key).id; } catch { return key; }
+}
+
+export function isEngineContainer(root: string, key: string): boolean {
+  try { findContainer(root, key); return true; } catch { return false; }
 }

@@ -15,6 +15,7 @@ export interface RunImageOptions extends RunFlags {
   name?: string;
   rm?: boolean;
   detach?: boolean;
+  restart?: string;
   pull?: 'missing' | 'always' | 'never';
 }
 
@@ -58,6 +59,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     id: ct.newId(), name: o.name ?? ct.generateName(taken), image: o.image, imageId: img.id,
     chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
     created: new Date().toISOString(), args: o.args ?? [], autoRemove: !!o.rm, tty: !!o.tty,
+    restart: o.restart ?? 'no', detached: !!o.detach,
   };
   ct.reserveContainer(o.root, rec);
   const dir = ct.containerPath(o.root, rec.id);
@@ -67,7 +69,9 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     const spec = buildSpec(config, rootfs, rec.id, o);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
     if (o.detach) {
-      await runtimeRun({ root: o.root, id: rec.id, bundle: dir, detach: true });
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { startDetached } = require('./lifecycle') as typeof import('./lifecycle');
+      await startDetached(o.root, rec, { restart: o.restart, rm: o.rm, tty: o.tty });
       process.stdout.write(rec.id + '\n');
       return 0;
     }
@@ -86,9 +90,19 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   return code;
 }
 
-/** Remove a container: its runtime state (killing it), its snapshot and its record. */
+/** Remove a container: its runtime state (killing it), its supervisor, its snapshot and its record. */
 export function removeContainer(root: string, rec: ct.ContainerRecord): void {
+  const dir = ct.containerPath(root, rec.id);
+  try { fs.writeFileSync(path.join(dir, 'stopped'), ''); } catch { /* gone */ }
   try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
+  // the supervisor notices the exit, records it and leaves; wait for it so it writes nothing after us
+  let sup = 0;
+  try { sup = Number(fs.readFileSync(path.join(dir, 'supervisor.pid'), 'utf8')); } catch { /* none */ }
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; sup > 0 && i < 300; i++) {
+    try { process.kill(sup, 0); } catch { break; }
+    Atomics.wait(cell, 0, 0, 10);
+  }
   removeSnapshot(root, rec.id);
   ct.releaseContainer(root, rec);
 }

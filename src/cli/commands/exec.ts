@@ -3,17 +3,19 @@ import { parse, str, needId, fdCount, type Globals } from '../args';
 import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
+import { resolveId } from '../../engine/containers';
 import type { Process } from '../../runtime/spec';
 
 export default async function (argv: string[], g: Globals): Promise<number> {
   const p = parse(argv, {
-    bool: ['tty', 'detach', 'no-new-privs', 'ignore-paused'],
+    bool: ['tty', 'detach', 'no-new-privs', 'ignore-paused', 'interactive', 'it', 'ti', 'privileged'],
     str: ['process', 'console-socket', 'cwd', 'user', 'pid-file', 'process-label', 'apparmor', 'cgroup', 'preserve-fds', 'pidfd-socket'],
     multi: ['env', 'cap', 'additional-gids'],
-    alias: { t: 'tty', d: 'detach', p: 'process', e: 'env', u: 'user', c: 'cap', g: 'additional-gids' },
+    alias: { t: 'tty', d: 'detach', p: 'process', e: 'env', u: 'user', c: 'cap', g: 'additional-gids', w: 'cwd', workdir: 'cwd', i: 'interactive' },
     stopAfter: 1,
   }, 'exec');
-  const id = needId(p, 'exec');
+  const id = resolveId(g.root, needId(p, 'exec')); // docker's names and id prefixes too
+  if (p.flags.it || p.flags.ti) p.flags.tty = true;
   const rec = loadRecord(g.root, id);
   let proc: Process;
   const file = str(p, 'process');

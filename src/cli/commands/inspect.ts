@@ -1,6 +1,37 @@
 import { parse, str, type Globals } from '../args';
 import { openStore, resolveImage, inspectImage } from '../../image/ops';
 import { TsrunError } from '../../runtime/errors';
+import { findContainer, containerPath, type ContainerRecord } from '../../engine/containers';
+import { containerState } from '../../engine/lifecycle';
+import fs = require('fs');
+import path = require('path');
+
+function findContainerOrNull(root: string, key: string): ContainerRecord | undefined {
+  try { return findContainer(root, key); } catch { return undefined; }
+}
+
+/** docker container inspect's shape (the fields tools read). */
+function inspectContainer(root: string, c: ContainerRecord): Record<string, unknown> {
+  const s = containerState(root, c);
+  let spec: { process?: { env?: string[]; cwd?: string; args?: string[]; user?: { uid: number; gid: number }; terminal?: boolean }; hostname?: string } = {};
+  try { spec = JSON.parse(fs.readFileSync(path.join(containerPath(root, c.id), 'config.json'), 'utf8')); } catch { /* removed */ }
+  const zero = '0001-01-01T00:00:00Z';
+  return {
+    Id: c.id, Created: c.created, Path: spec.process?.args?.[0] ?? '', Args: spec.process?.args?.slice(1) ?? [],
+    State: {
+      Status: s.status, Running: s.status === 'running' || s.status === 'paused', Paused: s.status === 'paused', Restarting: s.status === 'restarting',
+      OOMKilled: !!s.exit?.oomKilled, Dead: false, Pid: s.pid, ExitCode: s.exit?.exitCode ?? 0, Error: '',
+      StartedAt: c.startedAt ?? zero, FinishedAt: s.exit?.finishedAt ?? c.finishedAt ?? zero,
+    },
+    Image: c.imageId, Name: '/' + c.name, RestartCount: s.exit?.restartCount ?? 0,
+    LogPath: path.join(containerPath(root, c.id), `${c.id}-json.log`),
+    HostConfig: { AutoRemove: c.autoRemove, RestartPolicy: { Name: (c.restart ?? 'no').split(':')[0], MaximumRetryCount: Number((c.restart ?? '').split(':')[1] ?? 0) }, NetworkMode: 'none' },
+    Mounts: [],
+    Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,
+      Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image, WorkingDir: spec.process?.cwd ?? '' },
+    NetworkSettings: { Networks: {} },
+  };
+}
 
 /** `tsrun inspect` (images for now; containers come with the engine) and `tsrun image inspect`. */
 export function inspectImages(argv: string[], g: Globals): number {
@@ -11,6 +42,10 @@ export function inspectImages(argv: string[], g: Globals): number {
   let code = 0;
   for (const key of p.args) {
     try {
+      const type = str(p, 'type');
+      const c = type === 'image' ? undefined : findContainerOrNull(g.root, key);
+      if (c) { out.push(inspectContainer(g.root, c)); continue; }
+      if (type === 'container') throw new TsrunError(`No such container: ${key}`);
       out.push(inspectImage(store, resolveImage(store, key)));
     } catch (e) {
       process.stderr.write(`Error: ${(e as Error).message}\n`);

@@ -4,10 +4,16 @@ import { loadRecord } from '../../runtime/state';
 import { currentStatus } from '../../runtime/container';
 import { loadCgroupManager } from '../../runtime/cgroups';
 import { TsrunError } from '../../runtime/errors';
+import { resolveId } from '../../engine/containers';
 
 export default function (argv: string[], g: Globals): number {
+  // `ps` without a container id is docker's (list containers); `ps ID` is runc's (its processes)
+  if (!argv.some((a) => !a.startsWith('-') && !['table', 'json'].includes(a))) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('./containers-ps') as typeof import('./containers-ps')).default(argv, g);
+  }
   const p = parse(argv, { str: ['format'], alias: { f: 'format' }, stopAfter: 1 }, 'ps');
-  const id = needId(p, 'ps');
+  const id = resolveId(g.root, needId(p, 'ps'));
   const rec = loadRecord(g.root, id);
   if (currentStatus(g.root, rec) === 'stopped') throw new TsrunError('container not running');
   const pids = loadCgroupManager(rec.cgroup).pids();

@@ -6,7 +6,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   try {
     p = parse(argv, {
       bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti'],
-      str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform'],
+      str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart'],
       multi: ['env'],
       alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname' },
       stopAfter: 1,
@@ -15,6 +15,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     throw new TsrunError((e as Error).message, 125);
   }
   if (!p.args.length) throw new TsrunError('"tsrun run" requires at least 1 argument: tsrun run [OPTIONS] IMAGE [COMMAND] [ARG...]', 125);
+  if (p.flags.rm && str(p, 'restart') && str(p, 'restart') !== 'no') throw new TsrunError('Conflicting options: --restart and --rm', 125);
   const pull = str(p, 'pull') ?? 'missing';
   if (!['missing', 'always', 'never'].includes(pull)) throw new TsrunError(`invalid pull option: '${pull}': must be one of "always", "missing", "never"`, 125);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -23,6 +24,12 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     root: g.root, image: p.args[0], args: p.args.slice(1), name: str(p, 'name'), rm: !!p.flags.rm, detach: !!p.flags.detach,
     tty: !!(p.flags.tty || p.flags.it || p.flags.ti), entrypoint: str(p, 'entrypoint'), env: p.flags.env as string[] | undefined,
     workdir: str(p, 'workdir'), user: str(p, 'user'), hostname: str(p, 'hostname'), readonly: !!p.flags['read-only'],
-    pull: pull as 'missing' | 'always' | 'never',
+    pull: pull as 'missing' | 'always' | 'never', restart: restartPolicy(str(p, 'restart')),
   });
+}
+
+function restartPolicy(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (!/^(no|always|unless-stopped|on-failure(:\d+)?)$/.test(v)) throw new TsrunError(`invalid restart policy '${v}': use no, always, unless-stopped or on-failure[:N]`, 125);
+  return v;
 }

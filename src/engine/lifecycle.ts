@@ -1,0 +1,151 @@
+// Containers as docker users see them: status, detached start under a supervisor, stop, wait.
+import fs = require('fs');
+import path = require('path');
+import { TsrunError } from '../runtime/errors';
+import * as store from '../runtime/state';
+import { currentStatus, kill as runtimeKill } from '../runtime/container';
+import * as ct from './containers';
+
+export interface ExitInfo { exitCode: number; finishedAt: string; oomKilled: boolean; restartCount: number }
+
+export type DockerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
+
+export interface ContainerState {
+  status: DockerStatus;
+  pid: number;
+  exit?: ExitInfo;
+  startedAt?: string;
+}
+
+export function readExit(root: string, id: string): ExitInfo | undefined {
+  try { return JSON.parse(fs.readFileSync(path.join(ct.containerPath(root, id), 'exit.json'), 'utf8')) as ExitInfo; } catch { return undefined; }
+}
+
+export function supervisorPid(root: string, id: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(ct.containerPath(root, id), 'supervisor.pid'), 'utf8'));
+    if (pid > 0) { process.kill(pid, 0); return pid; }
+  } catch { /* none */ }
+  return undefined;
+}
+
+export function containerState(root: string, c: ct.ContainerRecord): ContainerState {
+  let rt: store.ContainerRecord | undefined;
+  try { rt = store.loadRecord(root, c.id); } catch { /* not in the runtime */ }
+  const exit = readExit(root, c.id) ?? (c.exitCode !== undefined ? { exitCode: c.exitCode, finishedAt: c.finishedAt ?? '', oomKilled: !!c.oomKilled, restartCount: 0 } : undefined);
+  if (rt) {
+    const st = currentStatus(root, rt);
+    if (st === 'running') return { status: 'running', pid: rt.pid, exit, startedAt: c.startedAt ?? rt.created };
+    if (st === 'paused') return { status: 'paused', pid: rt.pid, exit, startedAt: c.startedAt ?? rt.created };
+    if (st === 'created') return { status: 'created', pid: rt.pid, exit };
+  }
+  if (exit) {
+    if (supervisorPid(root, c.id) && !fs.existsSync(path.join(ct.containerPath(root, c.id), 'stopped'))) return { status: 'restarting', pid: 0, exit, startedAt: c.startedAt };
+    return { status: 'exited', pid: 0, exit, startedAt: c.startedAt };
+  }
+  return { status: supervisorPid(root, c.id) ? 'running' : 'created', pid: 0, startedAt: c.startedAt };
+}
+
+/** "Up 5 seconds", "Exited (0) 2 minutes ago", "Created" — docker's STATUS column. */
+export function statusText(s: ContainerState, ago: (iso?: string) => string, duration: (ms: number) => string): string {
+  switch (s.status) {
+    case 'running': return `Up ${s.startedAt ? duration(Date.now() - Date.parse(s.startedAt)) : 'Less than a second'}`;
+    case 'paused': return `Up ${s.startedAt ? duration(Date.now() - Date.parse(s.startedAt)) : ''} (Paused)`;
+    case 'restarting': return `Restarting (${s.exit?.exitCode ?? 0}) ${ago(s.exit?.finishedAt)}`;
+    case 'exited': return `Exited (${s.exit?.exitCode ?? 0}) ${ago(s.exit?.finishedAt)}`;
+    case 'created': return 'Created';
+    default: return s.status;
+  }
+}
+
+function supervisorBin(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { repoDir } = require('../kernel/native') as typeof import('../kernel/native');
+  return path.join(repoDir(), 'native', 'build', 'tsrun-supervisor');
+}
+
+function tsrunBin(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { repoDir } = require('../kernel/native') as typeof import('../kernel/native');
+  return path.join(repoDir(), 'bin', 'tsrun');
+}
+
+/** Start a container under its supervisor (create + start in the runtime); resolves with init's pid. */
+export async function startDetached(root: string, c: ct.ContainerRecord, o: { restart?: string; rm?: boolean; tty?: boolean }): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('child_process') as typeof import('child_process');
+  const dir = ct.containerPath(root, c.id);
+  // the rootfs: mounted already by run -d, unmounted after a foreground run exited
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ImageStore, mountSnapshot } = require('../image/store') as typeof import('../image/store');
+  mountSnapshot(root, c.id, new ImageStore(root).layers, c.chainId);
+  try { fs.unlinkSync(path.join(dir, 'stopped')); } catch { /* none */ }
+  try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
+  const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
+    '--log', path.join(dir, `${c.id}-json.log`), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : [])];
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn(supervisorBin(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env, detached: true });
+  const outcome: string = await new Promise((resolve, reject) => {
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d: Buffer) => { buf += d.toString(); });
+    pipe.on('end', () => resolve(buf));
+    pipe.on('error', reject);
+    child.on('error', (e) => reject(new TsrunError(`start the supervisor ${supervisorBin()}: ${e.message}`, 125)));
+  });
+  const line = outcome.split('\n')[0];
+  if (line.startsWith('ok ')) {
+    ct.saveContainer(root, { ...ct.findContainer(root, c.id), startedAt: new Date().toISOString() });
+    return Number(line.slice(3));
+  }
+  const msg = line.startsWith('error ') ? line.slice(6) : `the supervisor of ${c.id.slice(0, 12)} failed without a word`;
+  throw new TsrunError(msg.replace(/^tsrun: /, ''), /executable file not found|no such file/.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 125);
+}
+
+/** docker stop: the stop signal, then SIGKILL after `timeout` seconds; no restart afterwards. */
+export async function stopContainer(root: string, c: ct.ContainerRecord, timeout: number, signal = 15): Promise<void> {
+  const dir = ct.containerPath(root, c.id);
+  fs.writeFileSync(path.join(dir, 'stopped'), '');
+  const st = containerState(root, c);
+  if (st.status !== 'running' && st.status !== 'paused' && st.status !== 'created') return;
+  try { runtimeKill(root, c.id, signal, false); } catch { /* already gone */ }
+  const deadline = Date.now() + timeout * 1000;
+  while (Date.now() < deadline && isUp(root, c)) await sleep(50);
+  if (isUp(root, c)) {
+    try { runtimeKill(root, c.id, 9, true); } catch { /* gone */ }
+  }
+  await waitGone(root, c, 10_000);
+}
+
+function isUp(root: string, c: ct.ContainerRecord): boolean {
+  try {
+    const st = currentStatus(root, store.loadRecord(root, c.id));
+    return st === 'running' || st === 'paused' || st === 'created';
+  } catch {
+    return false;
+  }
+}
+
+/** Until the supervisor recorded the exit (and freed the runtime state). */
+export async function waitGone(root: string, c: ct.ContainerRecord, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const s = containerState(root, c);
+    if (s.status === 'exited' || s.status === 'dead' || (s.status === 'created' && !s.pid)) return;
+    await sleep(30);
+  }
+}
+
+export async function waitExit(root: string, c: ct.ContainerRecord): Promise<number> {
+  for (;;) {
+    const s = containerState(root, c);
+    if (s.status === 'exited') return s.exit?.exitCode ?? 0;
+    if (!fs.existsSync(ct.containerPath(root, c.id))) throw new TsrunError(`No such container: ${c.id}`);
+    await sleep(50);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,100 @@
+// The docker workflow on top of the runtime: run -d under the supervisor, ps, logs, exec by
+// name, stop, start, wait, kill, restart policies, inspect, rm -f. Images come from `import`.
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep } from './helpers/index.mjs';
+
+const t2 = tsrunOnly(test);
+
+async function setup(t) {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/bb:1'])).code, 0);
+  t.teardown(async () => {
+    const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
+    if (ids.length) await r(['rm', '-f', ...ids]);
+  });
+  return { root, r };
+}
+
+const state = async (r, name) => JSON.parse((await r(['inspect', name])).stdout)[0].State;
+
+t2('run -d, ps, logs, exec by name, stop, start, wait, rm', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('web');
+  const run = await r(['run', '-d', '--name', name, 'test/bb:1', '/bin/sh', '-c', 'echo started; echo oops >&2; trap "echo bye; exit 0" TERM; while :; do sleep 0.1; done']);
+  t.is(run.code, 0, describe(run));
+  const id = run.stdout.trim();
+  t.regex(id, /^[0-9a-f]{64}$/);
+  await waitFor(async () => (await r(['logs', name])).stdout.includes('started'), { what: 'log line' });
+  const logs = await r(['logs', name]);
+  t.is(logs.stdout, 'started\n');
+  t.is(logs.stderr, 'oops\n');
+  const ts = await r(['logs', '-t', '--tail', '1', name]);
+  t.regex(ts.stdout + ts.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z (started|oops)\n$/);
+  const ps = await r(['ps']);
+  t.regex(ps.stdout, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES\n/);
+  t.regex(ps.stdout, new RegExp(`${id.slice(0, 12)}\\s+test/bb:1\\s+".*"\\s+.* ago\\s+Up .*\\s+${name}\\n`));
+  const st = await state(r, name);
+  t.is(st.Status, 'running');
+  t.true(st.Pid > 0);
+  const ex = await r(['exec', name, '/bin/sh', '-c', 'echo in-$(hostname); exit 4']);
+  t.is(ex.code, 4, describe(ex));
+  t.is(ex.stdout, `in-${id.slice(0, 12)}\n`);
+  const stop = await r(['stop', '-t', '5', name]);
+  t.is(stop.code, 0, describe(stop));
+  const after = await state(r, name);
+  t.is(after.Status, 'exited');
+  t.is(after.ExitCode, 0);
+  t.regex((await r(['logs', name])).stdout, /bye/);
+  t.regex((await r(['ps', '-a'])).stdout, new RegExp(`Exited \\(0\\) .* ago\\s+${name}`));
+  t.is((await r(['ps', '-q'])).stdout, '', 'a stopped container is not in ps without -a');
+  // start again, then kill: exit code 137, and wait prints it
+  t.is((await r(['start', name])).code, 0);
+  await waitFor(async () => (await state(r, name)).Status === 'running', { what: 'running again' });
+  t.is((await r(['kill', name])).code, 0);
+  const w = await r(['wait', name]);
+  t.is(w.stdout, '137\n');
+  t.is((await r(['rm', name])).code, 0);
+  t.deepEqual(mountsUnder(root), []);
+  t.deepEqual(readdirSync(join(root, 'containers')), []);
+});
+
+t2('restart policy on-failure:2 restarts twice; --rm removes a detached container when it exits', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('flaky');
+  t.is((await r(['run', '-d', '--restart', 'on-failure:2', '--name', name, 'test/bb:1', '/bin/sh', '-c', 'echo run; exit 3'])).code, 0);
+  await waitFor(async () => { const s = await state(r, name); return s.Status === 'exited' && (JSON.parse((await r(['inspect', name])).stdout)[0].RestartCount === 2); }, { timeout: 20_000, what: 'two restarts' });
+  t.is((await r(['logs', name])).stdout, 'run\nrun\nrun\n');
+  t.is((await state(r, name)).ExitCode, 3);
+  const gone = uniqueId('gone');
+  t.is((await r(['run', '-d', '--rm', '--name', gone, 'test/bb:1', 'true'])).code, 0);
+  await waitFor(async () => !(await r(['ps', '-a'])).stdout.includes(gone), { timeout: 10_000, what: '--rm container removed' });
+  t.is((await r(['rm', '-f', name])).code, 0);
+});
+
+t2('rm refuses a running container without -f; rm -f kills it; errors for unknown names', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('busy');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  const rm = await r(['rm', name]);
+  t.not(rm.code, 0);
+  t.regex(rm.stderr, /container is running/);
+  const dup = await r(['run', '-d', '--name', name, 'test/bb:1', 'true']);
+  t.is(dup.code, 125);
+  t.regex(dup.stderr, /is already in use/);
+  t.is((await r(['rm', '-f', name])).code, 0);
+  t.deepEqual(mountsUnder(root), []);
+  for (const args of [['logs', 'nope'], ['stop', 'nope'], ['inspect', '--type', 'container', 'nope']]) {
+    const res = await r(args);
+    t.not(res.code, 0);
+    t.regex(res.stderr, /No such container/);
+  }
+  const nf = await r(['run', '-d', 'test/bb:1', 'no-such-cmd']);
+  t.is(nf.code, 127, describe(nf));
+  t.deepEqual(readdirSync(join(root, 'containers')).length, 0, 'a failed run -d left a container');
+});
