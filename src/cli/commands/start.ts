@@ -1,5 +1,6 @@
 import { parse, type Globals } from '../args';
-import { start } from '../../runtime/container';
+import { start, currentStatus } from '../../runtime/container';
+import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
 import { findContainer, isEngineContainer } from '../../engine/containers';
 import { startDetached, waitExit } from '../../engine/lifecycle';
@@ -7,7 +8,10 @@ import { startDetached, waitExit } from '../../engine/lifecycle';
 export default async function (argv: string[], g: Globals): Promise<number> {
   const p = parse(argv, { bool: ['attach', 'interactive'], alias: { a: 'attach', i: 'interactive' } }, 'start');
   const key = p.args[0];
-  if (key && isEngineContainer(g.root, key)) {
+  // a container the runtime holds in "created" is runc's start (the supervisor's own call)
+  let created = false;
+  try { created = !!key && currentStatus(g.root, loadRecord(g.root, key)) === 'created'; } catch { /* not in the runtime */ }
+  if (key && !created && isEngineContainer(g.root, key)) {
     // docker's start: the container's supervisor creates and starts it again
     let code = 0;
     for (const k of p.args) {
