@@ -98,3 +98,29 @@ t2('rm refuses a running container without -f; rm -f kills it; errors for unknow
   t.is(nf.code, 127, describe(nf));
   t.deepEqual(readdirSync(join(root, 'containers')).length, 0, 'a failed run -d left a container');
 });
+
+t2('create then start, rename, top, stats --no-stream, container prune', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('made');
+  const cr = await r(['create', '--name', name, 'test/bb:1', 'sleep', '1000']);
+  t.is(cr.code, 0, describe(cr));
+  t.is((await state(r, name)).Status, 'created');
+  t.regex((await r(['ps', '-a'])).stdout, new RegExp(`Created\\s+${name}`));
+  t.is((await r(['start', name])).code, 0);
+  await waitFor(async () => (await state(r, name)).Status === 'running', { what: 'running' });
+  const renamed = uniqueId('renamed');
+  t.is((await r(['rename', name, renamed])).code, 0);
+  t.is(JSON.parse((await r(['inspect', renamed])).stdout)[0].Name, `/${renamed}`);
+  const top = await r(['top', renamed]);
+  t.is(top.code, 0, describe(top));
+  t.regex(top.stdout, /sleep 1000/);
+  const stats = await r(['stats', '--no-stream', renamed]);
+  t.is(stats.code, 0, describe(stats));
+  t.regex(stats.stdout, /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+BLOCK I\/O\s+PIDS\n/);
+  t.regex(stats.stdout, new RegExp(`${renamed}\\s+\\d+\\.\\d\\d%\\s+[\\d.]+\\w+ / [\\d.]+\\w+\\s+[\\d.]+%.*\\s1\\n`));
+  t.is((await r(['stop', '-t', '1', renamed])).code, 0);
+  const pr = await r(['container', 'prune', '-f']);
+  t.regex(pr.stdout, /Deleted Containers:/);
+  t.is((await r(['ps', '-aq'])).stdout, '');
+  t.deepEqual(mountsUnder(root), []);
+});

@@ -44,6 +44,10 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   restart: () => require('./commands/restart'),
   wait: () => require('./commands/wait'),
   unpause: () => require('./commands/resume'),
+  rename: () => require('./commands/rename'),
+  top: () => require('./commands/top'),
+  stats: () => require('./commands/stats'),
+  container: () => require('./commands/container'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
@@ -78,7 +82,8 @@ Images:
 Containers (docker's commands; a name or id prefix works wherever an id does):
   run -d IMAGE         detached under a small C supervisor (logs, exit status, --restart, --rm)
   ps [-a -q --format --filter], logs [-f --tail -t --since], stop [-t], restart, start [-a], kill [-s],
-  wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect
+  create IMAGE, wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect, rename, top,
+  stats --no-stream, container prune (and "container SUBCOMMAND" for all of these)
 
 Global options:
   --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)

@@ -47,7 +47,8 @@ export async function findOrPull(store: ImageStore, key: string, policy: RunImag
   }
 }
 
-export async function runImage(o: RunImageOptions): Promise<number> {
+/** docker create: the record, the snapshot and the bundle; nothing runs yet. */
+export async function createImageContainer(o: RunImageOptions): Promise<ct.ContainerRecord> {
   const store = new ImageStore(o.root);
   const img = await findOrPull(store, o.image, o.pull);
   const config = store.content.readJSON<ImageConfig>(img.id);
@@ -62,12 +63,25 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     restart: o.restart ?? 'no', detached: !!o.detach,
   };
   ct.reserveContainer(o.root, rec);
-  const dir = ct.containerPath(o.root, rec.id);
-  let code: number;
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
     const spec = buildSpec(config, rootfs, rec.id, o);
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
+    const args = spec.process?.args ?? [];
+    ct.saveContainer(o.root, { ...rec, args });
+    return { ...rec, args };
+  } catch (e) {
+    removeContainer(o.root, rec);
+    const err = e as TsrunError;
+    throw new TsrunError(err.message, err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125);
+  }
+}
+
+export async function runImage(o: RunImageOptions): Promise<number> {
+  const rec = await createImageContainer(o);
+  const dir = ct.containerPath(o.root, rec.id);
+  let code: number;
+  try {
     if (o.detach) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { startDetached } = require('./lifecycle') as typeof import('./lifecycle');
@@ -75,6 +89,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       process.stdout.write(rec.id + '\n');
       return 0;
     }
+    ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
     code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir });
   } catch (e) {
     removeContainer(o.root, rec);
@@ -85,7 +100,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   if (o.rm) removeContainer(o.root, rec);
   else {
     unmountSnapshot(o.root, rec.id);
-    ct.saveContainer(o.root, { ...rec, exitCode: code, finishedAt: new Date().toISOString() });
+    ct.saveContainer(o.root, { ...ct.findContainer(o.root, rec.id), exitCode: code, finishedAt: new Date().toISOString() });
   }
   return code;
 }

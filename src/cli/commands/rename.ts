@@ -1,0 +1,25 @@
+import fs = require('fs');
+import path = require('path');
+import { parse, type Globals } from '../args';
+import { findContainer, saveContainer, listContainers } from '../../engine/containers';
+import { TsrunError } from '../../runtime/errors';
+
+export default function (argv: string[], g: Globals): number {
+  const p = parse(argv, {}, 'rename');
+  if (p.args.length !== 2) throw new TsrunError('"tsrun rename" requires exactly 2 arguments: tsrun rename CONTAINER NEW_NAME');
+  const c = findContainer(g.root, p.args[0]);
+  const name = p.args[1].replace(/^\//, '');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new TsrunError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  if (name === c.name) throw new TsrunError(`Renaming a container with the same name as its current name`);
+  const names = path.join(g.root, 'names');
+  try {
+    fs.writeFileSync(path.join(names, name), c.id, { flag: 'wx' });
+  } catch {
+    const owner = listContainers(g.root).find((x) => x.name === name);
+    if (owner) throw new TsrunError(`Conflict. The container name "/${name}" is already in use by container "${owner.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    fs.writeFileSync(path.join(names, name), c.id);
+  }
+  saveContainer(g.root, { ...c, name });
+  try { fs.unlinkSync(path.join(names, c.name)); } catch { /* gone */ }
+  return 0;
+}
