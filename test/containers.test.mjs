@@ -2,7 +2,7 @@
 // name, stop, start, wait, kill, restart policies, inspect, rm -f. Images come from `import`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep } from './helpers/index.mjs';
 
@@ -123,4 +123,28 @@ t2('create then start, rename, top, stats --no-stream, container prune', async t
   t.regex(pr.stdout, /Deleted Containers:/);
   t.is((await r(['ps', '-aq'])).stdout, '');
   t.deepEqual(mountsUnder(root), []);
+});
+
+t2('cp both ways; symlinks inside the container never lead out of it', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('cp');
+  const host = tempDir(t);
+  const res = await r(['run', '--name', name, 'test/bb:1', '/bin/sh', '-c',
+    'echo container-secret > /secret; ln -s /etc /tmp/etc-link; ln -s ../../../../../../../.. /up; mkdir -p /d/sub && echo deep > /d/sub/f']);
+  t.is(res.code, 0, describe(res));
+  // out: a file through an in-container symlink resolves inside the container
+  t.is((await r(['cp', `${name}:/tmp/etc-link/passwd`, join(host, 'passwd')])).code, 0);
+  t.true(readFileSync(join(host, 'passwd'), 'utf8').includes('test:x:1000'), 'read the host passwd instead of the container one');
+  t.is((await r(['cp', `${name}:/d`, join(host, 'd')])).code, 0);
+  t.is(readFileSync(join(host, 'd', 'sub', 'f'), 'utf8'), 'deep\n');
+  // in: a destination behind `/up` (a link climbing out) lands inside the container root
+  writeFileSync(join(host, 'in.txt'), 'hello\n');
+  t.is((await r(['cp', join(host, 'in.txt'), `${name}:/up/in.txt`])).code, 0);
+  t.false(existsSync('/in.txt'), 'cp wrote through a symlink onto the host');
+  t.is((await r(['cp', `${name}:/in.txt`, join(host, 'back.txt')])).code, 0);
+  t.is(readFileSync(join(host, 'back.txt'), 'utf8'), 'hello\n');
+  const bad = await r(['cp', `${name}:/nope`, host]);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /Could not find the file \/nope/);
+  t.is((await r(['rm', name])).code, 0);
 });

@@ -48,6 +48,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   top: () => require('./commands/top'),
   stats: () => require('./commands/stats'),
   container: () => require('./commands/container'),
+  cp: () => require('./commands/cp'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
