@@ -31,7 +31,7 @@ t2('import, images, inspect, history, run IMAGE', async t => {
   const ls = await r(['images']);
   t.is(ls.code, 0, describe(ls));
   t.regex(ls.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n/);
-  t.regex(ls.stdout, new RegExp(`test/busybox\\s+1\\s+${id.slice(7, 19)}\\s+(Less than a second|\\d+ seconds) ago\\s+\\d`));
+  t.regex(ls.stdout, new RegExp(`test/busybox\\s+1\\s+${id.slice(7, 19)}\\s+(Less than a second|\\d+ seconds?) ago\\s+\\d`));
   const insp = JSON.parse((await r(['image', 'inspect', 'test/busybox:1'])).stdout)[0];
   t.is(insp.Id, id);
   t.deepEqual(insp.RepoTags, ['test/busybox:1']);

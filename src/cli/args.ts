@@ -15,7 +15,8 @@ export interface Parsed {
   args: string[];
 }
 
-export function parse(argv: string[], spec: FlagSpec, cmd: string): Parsed {
+export function parse(argvIn: string[], spec: FlagSpec, cmd: string): Parsed {
+  let argv = argvIn;
   const flags: Parsed['flags'] = {};
   const args: string[] = [];
   const bool = new Set(spec.bool ?? []), str = new Set(spec.str ?? []), multi = new Set(spec.multi ?? []);
@@ -24,6 +25,15 @@ export function parse(argv: string[], spec: FlagSpec, cmd: string): Parsed {
     if (spec.stopAfter !== undefined && args.length >= spec.stopAfter) { args.push(...argv.slice(i)); break; }
     if (a === '--') { args.push(...argv.slice(i + 1)); break; }
     if (!a.startsWith('-') || a === '-') { args.push(a); continue; }
+    // docker-style clusters of one-letter flags: -aq = -a -q, -it = -i -t (the last may take a value: -ef FILE)
+    if (/^-[a-zA-Z]{2,}$/.test(a) && !bool.has(a.slice(1)) && !str.has(a.slice(1)) && !multi.has(a.slice(1)) && !spec.alias?.[a.slice(1)]) {
+      const letters = a.slice(1).split('');
+      if (letters.slice(0, -1).every((l) => bool.has(spec.alias?.[l] ?? l))) {
+        argv = [...argv.slice(0, i), ...letters.map((l) => '-' + l), ...argv.slice(i + 1)];
+        i--;
+        continue;
+      }
+    }
     let name = a.replace(/^--?/, '');
     let value: string | undefined;
     const eq = name.indexOf('=');

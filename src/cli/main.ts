@@ -49,6 +49,9 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   stats: () => require('./commands/stats'),
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
+  doctor: () => require('./commands/doctor'),
+  info: () => require('./commands/info'),
+  version: () => require('./commands/version'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
@@ -72,6 +75,9 @@ Commands:
   features  print what this runtime supports (JSON)
   plan      print every kernel step a bundle's container will get
   spec      write a default config.json
+  doctor    check the host: one line per check, what would fix it (--format json)
+  info      the engine and host in brief, like docker info (--format json)
+  version   the Client and Server versions, like docker version (--format json)
 
 Images:
   run IMAGE [CMD...]   run a container from an image (pulled when missing): --rm, --name, -e, -w, -u, -t, -d, --entrypoint

@@ -41,7 +41,7 @@ const NOUN = ['turing', 'hopper', 'lovelace', 'ritchie', 'thompson', 'torvalds',
 
 export function generateName(taken: Set<string>): string {
   for (let i = 0; ; i++) {
-    const n = `${ADJ[crypto.randomInt(ADJ.length)]}_${NOUN[crypto.randomInt(NOUN.length)]}${i > 10 ? crypto.randomInt(100) : ''}`;
+    const n = `${ADJ[crypto.randomInt(ADJ.length)]}_${NOUN[crypto.randomInt(NOUN.length)]}${i > 10 || taken.size > 100 ? crypto.randomInt(1000) : ''}`;
     if (!taken.has(n)) return n;
   }
 }

@@ -62,7 +62,17 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     created: new Date().toISOString(), args: o.args ?? [], autoRemove: !!o.rm, tty: !!o.tty,
     restart: o.restart ?? 'no', detached: !!o.detach,
   };
-  ct.reserveContainer(o.root, rec);
+  for (let i = 0; ; i++) {
+    try {
+      ct.reserveContainer(o.root, rec);
+      break;
+    } catch (e) {
+      // a generated name that a concurrent run took a moment ago: draw another one
+      if (o.name !== undefined || i >= 20 || !/already in use/.test((e as Error).message)) throw e;
+      taken.add(rec.name);
+      rec.name = ct.generateName(taken);
+    }
+  }
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
     const spec = buildSpec(config, rootfs, rec.id, o);
@@ -105,19 +115,24 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   return code;
 }
 
-/** Remove a container: its runtime state (killing it), its supervisor, its snapshot and its record. */
+/** Remove a container: its supervisor, its runtime state (killing it), its snapshot and its record. */
 export function removeContainer(root: string, rec: ct.ContainerRecord): void {
   const dir = ct.containerPath(root, rec.id);
   try { fs.writeFileSync(path.join(dir, 'stopped'), ''); } catch { /* gone */ }
-  try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
-  // the supervisor notices the exit, records it and leaves; wait for it so it writes nothing after us
+  // the supervisor would record the exit and maybe restart: the container is going away, so it goes first
   let sup = 0;
   try { sup = Number(fs.readFileSync(path.join(dir, 'supervisor.pid'), 'utf8')); } catch { /* none */ }
-  const cell = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; sup > 0 && i < 300; i++) {
-    try { process.kill(sup, 0); } catch { break; }
-    Atomics.wait(cell, 0, 0, 10);
-  }
+  if (sup > 0 && isSupervisor(sup, rec.id)) { try { process.kill(sup, 'SIGKILL'); } catch { /* gone */ } }
+  try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
   removeSnapshot(root, rec.id);
   ct.releaseContainer(root, rec);
+}
+
+/** Is pid still the supervisor of this container (and not a reused pid)? */
+function isSupervisor(pid: number, id: string): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(id);
+  } catch {
+    return false;
+  }
 }

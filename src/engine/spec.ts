@@ -1,10 +1,16 @@
 // An image's config (plus the user's flags) → an OCI config.json, with Docker's defaults:
-// its capability set, masked and read-only paths, a private /dev, and the image's env, cwd, user.
+// its capability set, default seccomp profile, masked and read-only paths, a private /dev, and the
+// image's env, cwd, user; then docker run's flags: mounts and volumes, resources, capabilities,
+// --privileged, --security-opt.
 import fs = require('fs');
+import os = require('os');
 import path = require('path');
-import type { Spec } from '../runtime/spec';
+import type { Spec, Mount, Resources, Device } from '../runtime/spec';
 import type { ImageConfig } from '../image/types';
 import { TsrunError } from '../runtime/errors';
+import { CAPS, lastCap } from '../runtime/caps';
+import { resolveMounts, type MountRequest, type ContainerVolume } from './volumes';
+import { DEFAULT_SECCOMP_PROFILE, seccompForContainer, type DockerSeccompProfile } from './seccomp-default';
 
 export const DOCKER_CAPS = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
@@ -14,17 +20,56 @@ export const DOCKER_CAPS = [
 export interface RunFlags {
   args?: string[];          // CMD given after the image
   entrypoint?: string;      // --entrypoint ("" clears it)
-  env?: string[];
+  env?: string[];           // --env-file entries first, then -e (resolved: KEY=VALUE)
   workdir?: string;
   user?: string;
   hostname?: string;
   tty?: boolean;
-  readonly?: boolean;
+  readonly?: boolean;       // --read-only
+  /** the state root: named and anonymous volumes live under <root>/volumes */
+  root?: string;
+  mounts?: MountRequest[];  // -v, --mount, --tmpfs in the order given
+  memory?: number;          // bytes
+  memorySwap?: number;      // memory + swap in bytes, -1 unlimited
+  memoryReservation?: number;
+  cpuQuota?: number;        // --cpus (× 100000) or --cpu-quota
+  cpuPeriod?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: number;       // > 0
+  capAdd?: string[];        // normalized: CAP_X or ALL
+  capDrop?: string[];
+  privileged?: boolean;
+  /** --security-opt seccomp=: unconfined, or a profile (Docker's format or OCI's); the default profile otherwise */
+  seccomp?: 'unconfined' | DockerSeccompProfile;
+  noNewPrivileges?: boolean;
+  /** --security-opt systempaths=unconfined: no masked or read-only paths */
+  systemPathsUnconfined?: boolean;
+  labels?: Record<string, string>;
+  stopSignal?: string;
+  stopTimeout?: number;
+  /** 'null': the container's stdin is /dev/null (docker run without -i) */
+  stdin?: 'null';
+}
+
+/** What the engine records about a container beside its config.json (fields of ContainerRecord). */
+export interface RecordExtras {
+  volumes?: ContainerVolume[];
+  labels?: Record<string, string>;
+  stopSignal?: string;
+  stopTimeout?: number;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const SWAP_WARNING = 'WARNING: Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.\n';
 
 export function buildSpec(img: ImageConfig, rootfs: string, id: string, f: RunFlags): Spec {
+  return buildContainer(img, rootfs, id, f).spec;
+}
+
+/** The config.json, and what goes into the container's record. Creates the volumes and host dirs it mounts. */
+export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: RunFlags): { spec: Spec; extras: RecordExtras } {
   const c = img.config ?? {};
   let entrypoint = c.Entrypoint ?? [];
   let cmd = c.Cmd ?? [];
@@ -37,7 +82,34 @@ export function buildSpec(img: ImageConfig, rootfs: string, id: string, f: RunFl
   if (f.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${f.hostname ?? id.slice(0, 12)}`);
   const user = resolveUser(rootfs, f.user ?? c.User ?? '');
-  return {
+  const caps = capabilities(f);
+  const privileged = !!f.privileged;
+  const resources = resourcesFor(f);
+  let seccomp;
+  if (!privileged && f.seccomp !== 'unconfined') {
+    try {
+      seccomp = seccompForContainer(f.seccomp ?? DEFAULT_SECCOMP_PROFILE, caps);
+    } catch (e) {
+      throw new TsrunError(`Error loading seccomp profile: ${(e as Error).message}`, 125);
+    }
+  }
+  const defaults: Mount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
+  ];
+  // last: the only step with side effects (volumes and host dirs are created)
+  const imageVolumes = Object.keys(c.Volumes ?? {});
+  const { mounts: userMounts, volumes } = f.mounts?.length || imageVolumes.length
+    ? resolveMounts(f.root, rootfs, f.mounts ?? [], imageVolumes)
+    : { mounts: [], volumes: [] };
+  const userDest = new Set(userMounts.map((m) => path.posix.normalize(m.destination)));
+  const unconfinedPaths = privileged || !!f.systemPathsUnconfined;
+  const spec: Spec = {
     ociVersion: '1.0.2',
     process: {
       terminal: !!f.tty,
@@ -45,29 +117,147 @@ export function buildSpec(img: ImageConfig, rootfs: string, id: string, f: RunFl
       args,
       env,
       cwd: f.workdir || c.WorkingDir || '/',
-      capabilities: { bounding: DOCKER_CAPS, effective: DOCKER_CAPS, permitted: DOCKER_CAPS },
-      noNewPrivileges: false,
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: !!f.noNewPrivileges,
       oomScoreAdj: 0,
     },
     root: { path: rootfs, readonly: !!f.readonly },
     hostname: f.hostname ?? id.slice(0, 12),
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
-    ],
+    // a user's mount replaces the default one at the same place (e.g. --tmpfs /dev/shm)
+    mounts: [...defaults.filter((m) => !userDest.has(m.destination)), ...userMounts],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }, { type: 'cgroup' }],
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
-      maskedPaths: ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+      resources,
+      ...(privileged ? { devices: hostDevices() } : {}),
+      ...(seccomp ? { seccomp } : {}),
+      maskedPaths: unconfinedPaths ? [] : ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      readonlyPaths: unconfinedPaths ? [] : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
+  const labels = { ...(c.Labels ?? {}), ...(f.labels ?? {}) };
+  const extras: RecordExtras = {};
+  if (volumes.length) extras.volumes = volumes;
+  if (Object.keys(labels).length) extras.labels = labels;
+  const stopSignal = f.stopSignal ?? c.StopSignal;
+  if (stopSignal) extras.stopSignal = stopSignal;
+  if (f.stopTimeout !== undefined) extras.stopTimeout = f.stopTimeout;
+  return { spec, extras };
+}
+
+/** Docker's TweakCapabilities: the default set, minus --cap-drop, plus --cap-add (ALL in either). */
+export function capabilities(f: Pick<RunFlags, 'capAdd' | 'capDrop' | 'privileged'>): string[] {
+  const all = Object.keys(CAPS).filter((n) => CAPS[n] <= lastCap());
+  if (f.privileged) return all;
+  const add = f.capAdd ?? [], drop = f.capDrop ?? [];
+  if (!add.length && !drop.length) return [...DOCKER_CAPS];
+  if (add.includes('ALL')) return all.filter((c) => !drop.includes(c));
+  if (drop.includes('ALL')) return [...new Set(add)];
+  return [...new Set([...DOCKER_CAPS.filter((c) => !drop.includes(c)), ...add])];
+}
+
+/** "sys_admin", "CAP_SYS_ADMIN", "all" → "CAP_SYS_ADMIN", "ALL"; `invalid CapAdd: unknown capability: "CAP_X"`. */
+export function normalizeCaps(list: string[], which: 'CapAdd' | 'CapDrop'): string[] {
+  return list.map((raw) => {
+    let c = raw.toUpperCase();
+    if (c === 'ALL') return c;
+    if (!c.startsWith('CAP_')) c = 'CAP_' + c;
+    if (!Object.prototype.hasOwnProperty.call(CAPS, c)) throw new TsrunError(`invalid ${which}: unknown capability: "${c}"`, 125);
+    return c;
+  });
+}
+
+function swapAccounting(): boolean {
+  if (fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) return true; // cgroup v2: memory.swap.max
+  return fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes');
+}
+
+/** --memory, --memory-swap, --memory-reservation, --cpus, --cpu-*, --cpuset-*, --pids-limit; docker's checks. */
+function resourcesFor(f: RunFlags): Resources {
+  const r: Resources = { devices: [{ allow: !!f.privileged, access: 'rwm' }] };
+  const MIN = 6 * 1024 * 1024;
+  const mem = f.memory ?? 0;
+  let swap = f.memorySwap;
+  if (mem > 0 && mem < MIN) throw new TsrunError('Minimum memory limit allowed is 6MB', 125);
+  if (f.memoryReservation !== undefined && f.memoryReservation > 0 && f.memoryReservation < MIN) throw new TsrunError('Minimum memory reservation allowed is 6MB', 125);
+  if (mem > 0 && swap !== undefined && swap > 0 && swap < mem) throw new TsrunError('Minimum memoryswap limit should be larger than memory limit, see usage', 125);
+  if (mem === 0 && swap !== undefined && swap > 0) throw new TsrunError('You should always set the Memory limit when using Memoryswap limit, see usage', 125);
+  if (mem > 0 && f.memoryReservation !== undefined && f.memoryReservation > 0 && mem < f.memoryReservation) {
+    throw new TsrunError('Minimum memory limit can not be less than memory reservation limit, see usage', 125);
+  }
+  if (mem > 0 || swap !== undefined || f.memoryReservation) {
+    if (mem > 0 && swap !== -1) {
+      if (!swapAccounting()) {
+        if (swap !== undefined) process.stderr.write(SWAP_WARNING);
+        swap = undefined;
+      } else if (swap === undefined || swap === 0) swap = mem * 2; // docker: as much swap as memory
+    }
+    r.memory = {};
+    if (mem > 0) r.memory.limit = mem;
+    if (swap !== undefined && swap !== 0) r.memory.swap = swap;
+    if (f.memoryReservation) r.memory.reservation = f.memoryReservation;
+  }
+  const cpu: NonNullable<Resources['cpu']> = {};
+  if (f.cpuShares) cpu.shares = f.cpuShares;
+  if (f.cpuQuota) cpu.quota = f.cpuQuota;
+  if (f.cpuPeriod) cpu.period = f.cpuPeriod;
+  if (f.cpusetCpus !== undefined) cpu.cpus = checkCpuset(f.cpusetCpus, 'cpus', '/sys/devices/system/cpu/online');
+  if (f.cpusetMems !== undefined) cpu.mems = checkCpuset(f.cpusetMems, 'mems', '/sys/devices/system/node/online');
+  if (Object.keys(cpu).length) r.cpu = cpu;
+  if (f.pidsLimit !== undefined && f.pidsLimit > 0) r.pids = { limit: f.pidsLimit };
+  return r;
+}
+
+function parseList(s: string): Set<number> | undefined {
+  const out = new Set<number>();
+  for (const part of s.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return undefined;
+    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) return undefined;
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return out;
+}
+
+function checkCpuset(v: string, what: 'cpus' | 'mems', onlineFile: string): string {
+  const want = parseList(v);
+  if (!want) throw new TsrunError(`Invalid value ${v} for cpuset ${what}`, 125);
+  let online = what === 'cpus' ? `0-${os.cpus().length - 1}` : '0';
+  try { online = fs.readFileSync(onlineFile, 'utf8').trim(); } catch { /* assume */ }
+  const have = parseList(online) ?? new Set<number>();
+  if ([...want].some((x) => !have.has(x))) {
+    throw new TsrunError(`Requested ${what === 'cpus' ? 'CPUs' : 'memory nodes'} are not available - requested ${v}, available: ${online}`, 125);
+  }
+  return v;
+}
+
+/** --privileged: the host's devices (as docker and containerd's HostDevices list them). */
+function hostDevices(): Device[] {
+  const out: Device[] = [];
+  const skip = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
+  const walk = (dir: string) => {
+    let names: string[];
+    try { names = fs.readdirSync(dir); } catch { return; }
+    for (const n of names) {
+      const p = path.join(dir, n);
+      let st: fs.Stats;
+      try { st = fs.lstatSync(p); } catch { continue; }
+      if (st.isDirectory()) {
+        if (!skip.has(n)) walk(p);
+        continue;
+      }
+      if (n === 'console' || !(st.isCharacterDevice() || st.isBlockDevice())) continue;
+      const lo = st.rdev >>> 0, hi = Math.floor(st.rdev / 2 ** 32) >>> 0; // glibc's major()/minor()
+      out.push({
+        type: st.isBlockDevice() ? 'b' : 'c', path: p,
+        major: (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0, minor: ((lo & 0xff) | ((lo >>> 12) & 0xffffff00)) >>> 0,
+        fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid,
+      });
+    }
+  };
+  walk('/dev');
+  return out;
 }
 
 function mergeEnv(list: string[]): string[] {

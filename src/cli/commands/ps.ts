@@ -8,7 +8,8 @@ import { resolveId } from '../../engine/containers';
 
 export default function (argv: string[], g: Globals): number {
   // `ps` without a container id is docker's (list containers); `ps ID` is runc's (its processes)
-  if (!argv.some((a) => !a.startsWith('-') && !['table', 'json'].includes(a))) {
+  const positional = argv.filter((a, i) => !a.startsWith('-') && !/^(--format|-f|--filter|-n|--last)$/.test(argv[i - 1] ?? ''));
+  if (!positional.length) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('./containers-ps') as typeof import('./containers-ps')).default(argv, g);
   }
