@@ -55,7 +55,7 @@ enum {
   OP_SETRESUID, OP_CAPSET, OP_AMBIENT, OP_UMASK, OP_NNP, OP_SECCOMP,
   OP_CONNECT_CONSOLE, OP_CONSOLE, OP_OPEN_FIFO, OP_READY, OP_WAIT_FIFO,
   OP_WAIT_SOCK, OP_CLOSE_FDS, OP_FIND_EXEC, OP_EXECVE, OP_HOOK, OP_TOUCH,
-  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING,
+  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING, OP_STDIN_NULL,
 };
 
 enum { MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4, MSG_CONSOLE = 5 };
@@ -574,6 +574,12 @@ static int run_op(const struct op *o) {
     return (int)syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC);
   }
   case OP_FIND_EXEC: return find_exec(o);
+  case OP_STDIN_NULL: {
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd < 0) return -1;
+    if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) return -1;
+    return 0;
+  }
   case OP_HOOK: return run_hook(o);
   case OP_EXECVE: {
     char *argv[1024], *envp[4096];

@@ -23,7 +23,7 @@ await build({
 });
 
 mkdirSync('bin', { recursive: true });
-writeFileSync('bin/tsrun', `#!/usr/bin/env node
+writeFileSync('bin/tsrun', `#!/usr/bin/env -S node --
 'use strict';
 // tsrun's entry: runs dist/tsrun.js with the V8 code cache made at build time (see scripts/bundle.mjs).
 const fs = require('fs'), path = require('path'), vm = require('vm'), Module = require('module');

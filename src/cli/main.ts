@@ -49,6 +49,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   stats: () => require('./commands/stats'),
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
+  volume: () => require('./commands/volume'),
   doctor: () => require('./commands/doctor'),
   info: () => require('./commands/info'),
   version: () => require('./commands/version'),

@@ -22,6 +22,10 @@ export interface ContainerRecord {
   startedAt?: string;
   restart?: string;       // no | always | unless-stopped | on-failure[:N]
   detached?: boolean;
+  volumes?: { name: string; anonymous: boolean; destination: string }[];
+  labels?: Record<string, string>;   // image labels merged with --label
+  stopSignal?: string;               // --stop-signal or the image's StopSignal
+  stopTimeout?: number;              // --stop-timeout, seconds
 }
 
 export function containersDir(root: string): string {

@@ -6,7 +6,8 @@ import { TsrunError } from '../runtime/errors';
 import { run as runtimeRun, del as runtimeDelete } from '../runtime/container';
 import { ImageStore, mountSnapshot, removeSnapshot, unmountSnapshot } from '../image/store';
 import type { ImageConfig, ImageRecord } from '../image/types';
-import { buildSpec, type RunFlags } from './spec';
+import { buildContainer, type RunFlags } from './spec';
+import { removeAnonymousVolumes } from './volumes';
 import * as ct from './containers';
 
 export interface RunImageOptions extends RunFlags {
@@ -75,13 +76,13 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
   }
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
-    const spec = buildSpec(config, rootfs, rec.id, o);
+    const { spec, extras } = buildContainer(config, rootfs, rec.id, o);
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
     const args = spec.process?.args ?? [];
-    ct.saveContainer(o.root, { ...rec, args });
-    return { ...rec, args };
+    ct.saveContainer(o.root, { ...rec, args, ...extras });
+    return { ...rec, args, ...extras };
   } catch (e) {
-    removeContainer(o.root, rec);
+    removeContainer(o.root, rec, { volumes: true });
     const err = e as TsrunError;
     throw new TsrunError(err.message, err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125);
   }
@@ -100,9 +101,9 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       return 0;
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
-    code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir });
+    code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null' });
   } catch (e) {
-    removeContainer(o.root, rec);
+    removeContainer(o.root, rec, { volumes: true });
     const err = e as TsrunError;
     // Docker's codes: 125 the engine failed, 126 cannot invoke, 127 not found
     throw new TsrunError(err.message, err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125);
@@ -116,7 +117,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
 }
 
 /** Remove a container: its supervisor, its runtime state (killing it), its snapshot and its record. */
-export function removeContainer(root: string, rec: ct.ContainerRecord): void {
+export function removeContainer(root: string, rec: ct.ContainerRecord, opts: { volumes?: boolean } = {}): void {
   const dir = ct.containerPath(root, rec.id);
   try { fs.writeFileSync(path.join(dir, 'stopped'), ''); } catch { /* gone */ }
   // the supervisor would record the exit and maybe restart: the container is going away, so it goes first
@@ -125,6 +126,7 @@ export function removeContainer(root: string, rec: ct.ContainerRecord): void {
   if (sup > 0 && isSupervisor(sup, rec.id)) { try { process.kill(sup, 'SIGKILL'); } catch { /* gone */ } }
   try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
   removeSnapshot(root, rec.id);
+  if (opts.volumes || rec.autoRemove) removeAnonymousVolumes(root, rec);
   ct.releaseContainer(root, rec);
 }
 

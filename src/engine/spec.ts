@@ -147,7 +147,10 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
 
 /** Docker's TweakCapabilities: the default set, minus --cap-drop, plus --cap-add (ALL in either). */
 export function capabilities(f: Pick<RunFlags, 'capAdd' | 'capDrop' | 'privileged'>): string[] {
-  const all = Object.keys(CAPS).filter((n) => CAPS[n] <= lastCap());
+  // "all": every capability the kernel knows that tsrun itself holds (a container cannot get more)
+  let own = -1n;
+  try { own = BigInt('0x' + (/^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '')); } catch { /* no /proc: all */ }
+  const all = Object.keys(CAPS).filter((n) => CAPS[n] <= lastCap() && ((own >> BigInt(CAPS[n])) & 1n) === 1n);
   if (f.privileged) return all;
   const add = f.capAdd ?? [], drop = f.capDrop ?? [];
   if (!add.length && !drop.length) return [...DOCKER_CAPS];
@@ -247,7 +250,8 @@ function hostDevices(): Device[] {
         if (!skip.has(n)) walk(p);
         continue;
       }
-      if (n === 'console' || !(st.isCharacterDevice() || st.isBlockDevice())) continue;
+      // console and ptmx: the container's own (its pty; /dev/ptmx -> pts/ptmx of its devpts)
+      if ((dir === '/dev' && (n === 'console' || n === 'ptmx')) || !(st.isCharacterDevice() || st.isBlockDevice())) continue;
       const lo = st.rdev >>> 0, hi = Math.floor(st.rdev / 2 ** 32) >>> 0; // glibc's major()/minor()
       out.push({
         type: st.isBlockDevice() ? 'b' : 'c', path: p,

@@ -24,6 +24,7 @@ export interface CreateOptions {
   noPivot?: boolean;
   preserveFds?: number;
   noNewKeyring?: boolean;
+  stdinNull?: boolean;
   detach?: boolean;
   keep?: boolean;
 }
@@ -71,6 +72,7 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cg?: { cloneDi
     noPivot: o.noPivot,
     preserveFds: o.preserveFds,
     noNewKeyring: o.noNewKeyring,
+    stdinNull: o.stdinNull,
     cgroupMode: detectCgroupMode(),
     cgroupDirForClone: cg?.cloneDir,
     cgroupV1Dirs: cg?.v1Dirs ?? ['<cgroup>'],

@@ -17,7 +17,7 @@ export default function (argv: string[], g: Globals): number {
       if ((st === 'running' || st === 'paused') && !p.flags.force) {
         throw new TsrunError(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`);
       }
-      removeContainer(g.root, c);
+      removeContainer(g.root, c, { volumes: !!p.flags.volumes });
       process.stdout.write(key + '\n');
     } catch (e) {
       process.stderr.write(`Error response from daemon: ${(e as Error).message}\n`);

@@ -13,7 +13,8 @@ export default async function (argv: string[], g: Globals, restart = false): Pro
   for (const key of p.args) {
     try {
       const c = findContainer(g.root, key);
-      await stopContainer(g.root, c, t === undefined ? 10 : Math.max(0, Number(t)), str(p, 'signal') ? parseSignal(str(p, 'signal')!) : 15);
+      const sig = str(p, 'signal') ?? c.stopSignal;
+      await stopContainer(g.root, c, t === undefined ? c.stopTimeout ?? 10 : Math.max(0, Number(t)), sig ? parseSignal(sig) : 15);
       if (restart) {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { startDetached } = require('../../engine/lifecycle') as typeof import('../../engine/lifecycle');
