@@ -11,39 +11,45 @@ import { spawnSync } from 'child_process';
 import { tmpdir } from 'os';
 import path from 'path';
 
-await build({
-  entryPoints: ['src/cli/main.ts'],
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: 'dist/tsrun.js',
-  external: ['*.node', 'koffi'],
-  logLevel: 'warning',
-});
+// Two bundles: the runtime's hot path (main.ts: run -b, create, start, exec, state, kill, delete...)
+// and the engine (images, docker-style containers, doctor), loaded only by the commands that need
+// it: a smaller script and code cache for the path whose start-up we race runc on.
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['*.node', 'koffi'], logLevel: 'warning' };
+await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/tsrun.js' });
+await build({ ...common, entryPoints: ['src/cli/engine.ts'], outfile: 'dist/engine.js' });
 
 mkdirSync('bin', { recursive: true });
 writeFileSync('bin/tsrun', `#!/usr/bin/env -S node --
 'use strict';
-// tsrun's entry: runs dist/tsrun.js with the V8 code cache made at build time (see scripts/bundle.mjs).
+// tsrun's entry: runs dist/tsrun.js (and, for the engine's commands, dist/engine.js) with the V8 code
+// caches made at build time (see scripts/bundle.mjs).
 const fs = require('fs'), path = require('path'), vm = require('vm'), Module = require('module');
-const file = path.join(fs.realpathSync(__dirname), '..', 'dist', 'tsrun.js');
-let cachedData;
-try { cachedData = fs.readFileSync(file + '.cache'); } catch { /* no cache: compile */ }
-const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
-if (process.env.TSRUN_WRITE_CODE_CACHE) globalThis.__tsrunSaveCodeCache = () => fs.writeFileSync(file + '.cache', script.createCachedData());
-const m = { exports: {} };
-script.runInThisContext()(m.exports, require, m, file, path.dirname(file));
+const dist = path.join(fs.realpathSync(__dirname), '..', 'dist');
+const write = process.env.TSRUN_WRITE_CODE_CACHE;
+const saves = [];
+function load(file) {
+  let cachedData;
+  try { cachedData = fs.readFileSync(file + '.cache'); } catch { /* no cache: compile */ }
+  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
+  if (write && path.basename(file).startsWith(write)) saves.push(() => fs.writeFileSync(file + '.cache', script.createCachedData()));
+  const m = { exports: {} };
+  script.runInThisContext()(m.exports, require, m, file, path.dirname(file));
+  return m.exports;
+}
+globalThis.__tsrunRequire = load;
+if (write) globalThis.__tsrunSaveCodeCache = () => saves.forEach((f) => f());
+load(path.join(dist, 'tsrun.js'));
 `);
 chmodSync('bin/tsrun', 0o755);
 rmSync('dist/tsrun.js.cache', { force: true });
+rmSync('dist/engine.js.cache', { force: true });
 
 // Train the cache.
 const tmp = mkdtempSync(path.join(tmpdir(), 'tsrun-build-'));
 try {
   const bundle = path.join(tmp, 'bundle');
   mkdirSync(path.join(bundle, 'rootfs', 'bin'), { recursive: true });
-  const env = { ...process.env, TSRUN_WRITE_CODE_CACHE: '1' };
+  const env = { ...process.env, TSRUN_WRITE_CODE_CACHE: 'tsrun' };
   delete env.NODE_EXTRA_CA_CERTS;
   const tsrun = (args) => spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), ...args], { env, encoding: 'utf8' });
   tsrun(['spec', '--bundle', bundle]);
@@ -63,7 +69,21 @@ try {
     if (!trained) process.stderr.write(`bundle: training run failed (${r.stderr.trim()}); the cache covers the plan only\n`);
   }
   if (!trained) tsrun(['run', '--dry-run', '--bundle', bundle]);
+  // the engine's cache: an image from that rootfs, run once (or, without root, listing commands)
+  const envE = { ...env, TSRUN_WRITE_CODE_CACHE: 'engine' };
+  const tsrunE = (args) => spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), ...args], { env: envE, encoding: 'utf8' });
+  let engineTrained = false;
+  if (trained) {
+    const tarFile = path.join(tmp, 'rootfs.tar');
+    if (spawnSync('tar', ['-C', path.join(bundle, 'rootfs'), '-cf', tarFile, '.']).status === 0
+      && spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), 'import', tarFile, 'tsrun-build/true:1'], { env: { ...env, TSRUN_WRITE_CODE_CACHE: '' } }).status === 0) {
+      engineTrained = tsrunE(['run', '--rm', 'tsrun-build/true:1', '/bin/true']).status === 0;
+    }
+  }
+  if (!engineTrained) tsrunE(['images']);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
-if (!existsSync('dist/tsrun.js.cache')) process.stderr.write('bundle: no code cache was written; tsrun works, it starts a few ms slower\n');
+for (const f of ['dist/tsrun.js.cache', 'dist/engine.js.cache']) {
+  if (!existsSync(f)) process.stderr.write(`bundle: no code cache ${f} was written; tsrun works, it starts a few ms slower\n`);
+}

@@ -3,6 +3,7 @@
 import fs = require('fs');
 import { TsrunError } from '../runtime/errors';
 import type { Globals } from './args';
+import { engineCommand } from './load-engine';
 
 const VERSION = '0.1.0';
 const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => Promise<number> | number }> = {
@@ -22,37 +23,37 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   features: () => require('./commands/features'),
   plan: () => require('./commands/plan'),
   spec: () => require('./commands/spec'),
-  // images (and the few container commands they need)
-  pull: () => require('./commands/pull'),
-  push: () => require('./commands/push'),
-  images: () => require('./commands/images'),
-  image: () => require('./commands/image'),
-  inspect: () => require('./commands/inspect'),
-  history: () => require('./commands/history'),
-  tag: () => require('./commands/tag'),
-  rmi: () => require('./commands/rmi'),
-  save: () => require('./commands/save'),
-  load: () => require('./commands/load'),
-  import: () => require('./commands/import'),
-  export: () => require('./commands/export'),
-  commit: () => require('./commands/commit'),
-  login: () => require('./commands/login'),
-  logout: () => require('./commands/logout'),
-  rm: () => require('./commands/rm'),
-  logs: () => require('./commands/logs'),
-  stop: () => require('./commands/stop'),
-  restart: () => require('./commands/restart'),
-  wait: () => require('./commands/wait'),
+  // the engine's commands live in dist/engine.js (see engine.ts)
+  pull: () => ({ default: (a: string[], g: Globals) => engineCommand('pull', a, g) }),
+  push: () => ({ default: (a: string[], g: Globals) => engineCommand('push', a, g) }),
+  images: () => ({ default: (a: string[], g: Globals) => engineCommand('images', a, g) }),
+  image: () => ({ default: (a: string[], g: Globals) => engineCommand('image', a, g) }),
+  inspect: () => ({ default: (a: string[], g: Globals) => engineCommand('inspect', a, g) }),
+  history: () => ({ default: (a: string[], g: Globals) => engineCommand('history', a, g) }),
+  tag: () => ({ default: (a: string[], g: Globals) => engineCommand('tag', a, g) }),
+  rmi: () => ({ default: (a: string[], g: Globals) => engineCommand('rmi', a, g) }),
+  save: () => ({ default: (a: string[], g: Globals) => engineCommand('save', a, g) }),
+  load: () => ({ default: (a: string[], g: Globals) => engineCommand('load', a, g) }),
+  import: () => ({ default: (a: string[], g: Globals) => engineCommand('import', a, g) }),
+  export: () => ({ default: (a: string[], g: Globals) => engineCommand('export', a, g) }),
+  commit: () => ({ default: (a: string[], g: Globals) => engineCommand('commit', a, g) }),
+  login: () => ({ default: (a: string[], g: Globals) => engineCommand('login', a, g) }),
+  logout: () => ({ default: (a: string[], g: Globals) => engineCommand('logout', a, g) }),
+  rm: () => ({ default: (a: string[], g: Globals) => engineCommand('rm', a, g) }),
+  logs: () => ({ default: (a: string[], g: Globals) => engineCommand('logs', a, g) }),
+  stop: () => ({ default: (a: string[], g: Globals) => engineCommand('stop', a, g) }),
+  restart: () => ({ default: (a: string[], g: Globals) => engineCommand('restart', a, g) }),
+  wait: () => ({ default: (a: string[], g: Globals) => engineCommand('wait', a, g) }),
+  rename: () => ({ default: (a: string[], g: Globals) => engineCommand('rename', a, g) }),
+  top: () => ({ default: (a: string[], g: Globals) => engineCommand('top', a, g) }),
+  stats: () => ({ default: (a: string[], g: Globals) => engineCommand('stats', a, g) }),
+  container: () => ({ default: (a: string[], g: Globals) => engineCommand('container', a, g) }),
+  cp: () => ({ default: (a: string[], g: Globals) => engineCommand('cp', a, g) }),
+  volume: () => ({ default: (a: string[], g: Globals) => engineCommand('volume', a, g) }),
+  doctor: () => ({ default: (a: string[], g: Globals) => engineCommand('doctor', a, g) }),
+  info: () => ({ default: (a: string[], g: Globals) => engineCommand('info', a, g) }),
+  version: () => ({ default: (a: string[], g: Globals) => engineCommand('version', a, g) }),
   unpause: () => require('./commands/resume'),
-  rename: () => require('./commands/rename'),
-  top: () => require('./commands/top'),
-  stats: () => require('./commands/stats'),
-  container: () => require('./commands/container'),
-  cp: () => require('./commands/cp'),
-  volume: () => require('./commands/volume'),
-  doctor: () => require('./commands/doctor'),
-  info: () => require('./commands/info'),
-  version: () => require('./commands/version'),
 };
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
@@ -158,11 +159,13 @@ async function main(argv: string[]): Promise<number> {
 function fail(e: unknown): number {
   const g = (main as { g?: Globals }).g;
   const err = e as Error & { exitCode?: number };
-  const msg = err instanceof TsrunError ? err.message : `${err?.message ?? String(e)}`;
+  // duck-typed: errors from dist/engine.js are instances of its own copy of TsrunError
+  const ours = err instanceof TsrunError || (typeof err?.exitCode === 'number' && err?.name === 'Error');
+  const msg = ours ? err.message : `${err?.message ?? String(e)}`;
   logError(g, msg);
   process.stderr.write(`tsrun: ${msg.split('\n')[0]}\n`);
   if (g?.debug || process.env.TSRUN_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
-  return err instanceof TsrunError ? err.exitCode : 1;
+  return ours && typeof err.exitCode === 'number' ? err.exitCode : 1;
 }
 
 function exit(code: number) {

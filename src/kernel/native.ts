@@ -21,8 +21,11 @@ export interface Shim {
   tryWait(pid: number): number;
 }
 
-let koffiMod: any;
-let shim: Shim | undefined;
+// Shared through globalThis: dist/tsrun.js and dist/engine.js each carry a copy of this module,
+// and the FFI must be loaded once per process.
+const G = globalThis as { __tsrunKoffi?: any; __tsrunShim?: Shim };
+let koffiMod: any = G.__tsrunKoffi;
+let shim: Shim | undefined = G.__tsrunShim;
 
 export function repoDir(): string {
   // bin/tsrun (the bundle) lives one level below the repo; dist/ too.
@@ -30,6 +33,7 @@ export function repoDir(): string {
 }
 
 export function koffi(): any {
+  koffiMod ??= G.__tsrunKoffi;
   if (koffiMod) return koffiMod;
   const arch = process.arch === 'x64' ? 'x64' : process.arch;
   const direct = path.join(repoDir(), 'node_modules', 'koffi', 'build', 'koffi', `linux_${arch}`, 'koffi.node');
@@ -41,14 +45,16 @@ export function koffi(): any {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     koffiMod = require('koffi');
   }
+  G.__tsrunKoffi = koffiMod;
   return koffiMod;
 }
 
 export function loaded(): boolean {
-  return shim !== undefined;
+  return (shim ??= G.__tsrunShim) !== undefined;
 }
 
 export function native(): Shim {
+  shim ??= G.__tsrunShim;
   if (shim) return shim;
   const k = koffi();
   const lib = k.load(process.env.TSRUN_SHIM || path.join(repoDir(), 'native', 'build', 'libtsrun.so'));
@@ -66,6 +72,7 @@ export function native(): Shim {
     winsize: lib.func('int tsrun_winsize(int fd, int rows, int cols)'),
     tryWait: lib.func('int tsrun_try_wait(int pid)'),
   } as Shim;
+  G.__tsrunShim = shim;
   return shim;
 }
 

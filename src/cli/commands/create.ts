@@ -1,6 +1,7 @@
 import fs = require('fs');
 import { parse, str, needId, fdCount, type Globals } from '../args';
 import { create } from '../../runtime/container';
+import { engineCommand } from '../load-engine';
 
 export const FLAGS = {
   bool: ['no-pivot', 'no-new-keyring'],
@@ -11,15 +12,7 @@ export const FLAGS = {
 export default async function (argv: string[], g: Globals): Promise<number> {
   // runc's create takes a bundle (-b, or ./config.json); docker's an image
   const oci = argv.some((a) => a === '-b' || a === '--bundle' || a.startsWith('--bundle=')) || (fs.existsSync('config.json') && argv.filter((a) => !a.startsWith('-')).length === 1);
-  if (!oci) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { parseRunArgs } = require('./run-image') as typeof import('./run-image');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createImageContainer } = require('../../engine/run') as typeof import('../../engine/run');
-    const c = await createImageContainer({ ...parseRunArgs(argv, g, 'create'), detach: true });
-    process.stdout.write(c.id + '\n');
-    return 0;
-  }
+  if (!oci) return engineCommand('create-image', argv, g);
   const p = parse(argv, FLAGS, 'create');
   create({
     root: g.root, id: needId(p, 'create'), bundle: str(p, 'bundle') ?? '.', pidFile: str(p, 'pid-file'),

@@ -1,31 +1,16 @@
-import fs = require('fs');
-import path = require('path');
-import { parse, str, needId, type Globals } from '../args';
-import { findContainer, containerPath, isEngineContainer } from '../../engine/containers';
+import { parse, needId, type Globals } from '../args';
+import { isEngineContainer } from '../../engine/containers';
+import { engineCommand } from '../load-engine';
 import { kill } from '../../runtime/container';
 import { parseSignal } from '../../runtime/signals';
 import { TsrunError } from '../../runtime/errors';
 
-export default function (argv: string[], g: Globals): number {
+export default function (argv: string[], g: Globals): Promise<number> | number {
   const p = parse(argv, { bool: ['all'], str: ['signal'], alias: { a: 'all', s: 'signal' } }, 'kill');
   const id = needId(p, 'kill');
   // docker's form: kill [-s SIGNAL] NAME... (default SIGKILL; a killed container is not restarted)
   if (p.flags.signal !== undefined || (isEngineContainer(g.root, id) && (p.args.length === 1 || isEngineContainer(g.root, p.args[1])))) {
-    let sig = 9;
-    try { if (str(p, 'signal')) sig = parseSignal(str(p, 'signal')!); } catch (e) { throw new TsrunError((e as Error).message); }
-    let code = 0;
-    for (const key of p.args) {
-      try {
-        const c = findContainer(g.root, key);
-        try { fs.writeFileSync(path.join(containerPath(g.root, c.id), 'stopped'), ''); } catch { /* removed */ }
-        kill(g.root, c.id, sig, false);
-        process.stdout.write(key + '\n');
-      } catch (e) {
-        process.stderr.write(`Error response from daemon: ${(e as Error).message.replace('container not running', `Container ${key} is not running`)}\n`);
-        code = 1;
-      }
-    }
-    return code;
+    return engineCommand('docker-kill', argv, g);
   }
   let sig = 15;
   if (p.args[1] !== undefined) {

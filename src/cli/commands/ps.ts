@@ -5,13 +5,13 @@ import { currentStatus } from '../../runtime/container';
 import { loadCgroupManager } from '../../runtime/cgroups';
 import { TsrunError } from '../../runtime/errors';
 import { resolveId } from '../../engine/containers';
+import { engineCommand } from '../load-engine';
 
 export default function (argv: string[], g: Globals): number {
   // `ps` without a container id is docker's (list containers); `ps ID` is runc's (its processes)
   const positional = argv.filter((a, i) => !a.startsWith('-') && !/^(--format|-f|--filter|-n|--last)$/.test(argv[i - 1] ?? ''));
   if (!positional.length) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('./containers-ps') as typeof import('./containers-ps')).default(argv, g);
+    return engineCommand('containers-ps', argv, g) as number;
   }
   const p = parse(argv, { str: ['format'], alias: { f: 'format' }, stopAfter: 1 }, 'ps');
   const id = resolveId(g.root, needId(p, 'ps'));

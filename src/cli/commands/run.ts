@@ -1,6 +1,7 @@
 import fs = require('fs');
 import { parse, str, needId, fdCount, type Globals } from '../args';
 import { run, printPlan } from '../../runtime/container';
+import { engineCommand } from '../load-engine';
 
 /**
  * Two commands share the name, told apart as runc and docker users write them:
@@ -11,8 +12,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const oci = argv.some((a) => a === '-b' || a === '--bundle' || a.startsWith('--bundle=') || a === '--dry-run')
     || (fs.existsSync('config.json') && argv.filter((a) => !a.startsWith('-')).length === 1 && !argv.some((a) => /^-(t|i|it|ti|e|d)$|^--(rm|name|entrypoint)/.test(a)));
   if (!oci) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('./run-image') as typeof import('./run-image')).default(argv, g);
+    return engineCommand('run-image', argv, g);
   }
   const p = parse(argv, {
     bool: ['no-pivot', 'no-new-keyring', 'detach', 'keep', 'no-subreaper', 'dry-run'],

@@ -1,0 +1,43 @@
+// The engine's commands (images, docker-style containers, host checks), bundled apart from the
+// runtime's hot path (dist/engine.js): `tsrun run -b`/create/start/exec load none of this.
+import type { Globals } from './args';
+
+type Cmd = () => { default: (argv: string[], g: Globals) => Promise<number> | number };
+
+export const COMMANDS: Record<string, Cmd> = {
+  pull: () => require('./commands/pull'),
+  push: () => require('./commands/push'),
+  images: () => require('./commands/images'),
+  image: () => require('./commands/image'),
+  inspect: () => require('./commands/inspect'),
+  history: () => require('./commands/history'),
+  tag: () => require('./commands/tag'),
+  rmi: () => require('./commands/rmi'),
+  save: () => require('./commands/save'),
+  load: () => require('./commands/load'),
+  import: () => require('./commands/import'),
+  export: () => require('./commands/export'),
+  commit: () => require('./commands/commit'),
+  login: () => require('./commands/login'),
+  logout: () => require('./commands/logout'),
+  rm: () => require('./commands/rm'),
+  logs: () => require('./commands/logs'),
+  stop: () => require('./commands/stop'),
+  restart: () => require('./commands/restart'),
+  wait: () => require('./commands/wait'),
+  rename: () => require('./commands/rename'),
+  top: () => require('./commands/top'),
+  stats: () => require('./commands/stats'),
+  container: () => require('./commands/container'),
+  cp: () => require('./commands/cp'),
+  volume: () => require('./commands/volume'),
+  doctor: () => require('./commands/doctor'),
+  info: () => require('./commands/info'),
+  version: () => require('./commands/version'),
+  // the docker halves of commands runc also has
+  'run-image': () => require('./commands/run-image'),
+  'create-image': () => require('./commands/create-image'),
+  'containers-ps': () => require('./commands/containers-ps'),
+  'docker-start': () => require('./commands/docker-start'),
+  'docker-kill': () => require('./commands/docker-kill'),
+};

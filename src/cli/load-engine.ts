@@ -1,0 +1,19 @@
+// Loads dist/engine.js (with its V8 code cache, through bin/tsrun's loader when present).
+import path = require('path');
+import type { Globals } from './args';
+
+type Engine = typeof import('./engine');
+let engine: Engine | undefined;
+
+export function loadEngine(): Engine {
+  if (engine) return engine;
+  const file = path.join(__dirname, 'engine.js');
+  const viaLoader = (globalThis as { __tsrunRequire?: (f: string) => unknown }).__tsrunRequire;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  engine = (viaLoader ? viaLoader(file) : require(file)) as Engine;
+  return engine;
+}
+
+export function engineCommand(name: string, argv: string[], g: Globals): Promise<number> | number {
+  return loadEngine().COMMANDS[name]().default(argv, g);
+}
