@@ -160,3 +160,15 @@ t2('20 run -d at once: all succeed, with unique names', async t => {
   t.is((await r(['rm', '-f', ...ids])).code, 0);
   t.deepEqual(mountsUnder(root), []);
 });
+
+t2('system df counts images, containers and their writable layers', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('df');
+  t.is((await r(['run', '--name', name, 'test/bb:1', '/bin/sh', '-c', 'dd if=/dev/zero of=/blob bs=1k count=200 2>/dev/null'])).code, 0);
+  const df = await r(['system', 'df']);
+  t.is(df.code, 0, describe(df));
+  t.regex(df.stdout, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\n/);
+  t.regex(df.stdout, /\nImages\s+1\s+1\s+[\d.]+MB/);
+  t.regex(df.stdout, /\nContainers\s+1\s+0\s+20\dkB\s+20\dkB \(100%\)/);
+  t.is((await r(['rm', name])).code, 0);
+});

@@ -34,6 +34,7 @@ export const COMMANDS: Record<string, Cmd> = {
   doctor: () => require('./commands/doctor'),
   info: () => require('./commands/info'),
   version: () => require('./commands/version'),
+  system: () => require('./commands/system'),
   // the docker halves of commands runc also has
   'run-image': () => require('./commands/run-image'),
   'create-image': () => require('./commands/create-image'),

@@ -53,6 +53,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   doctor: () => ({ default: (a: string[], g: Globals) => engineCommand('doctor', a, g) }),
   info: () => ({ default: (a: string[], g: Globals) => engineCommand('info', a, g) }),
   version: () => ({ default: (a: string[], g: Globals) => engineCommand('version', a, g) }),
+  system: () => ({ default: (a: string[], g: Globals) => engineCommand('system', a, g) }),
   unpause: () => require('./commands/resume'),
 };
 

@@ -1,0 +1,43 @@
+// Interactive containers through a real terminal (tmux): raw mode, window size, Ctrl-C reaching the
+// container, the exit code; `run -it IMAGE` and `exec -it`.
+import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { rt, newRoot, uniqueId, tempDir, ensureImage, TSRUN, tsrunOnly, waitFor, sleep, mountsUnder } from './helpers/index.mjs';
+
+const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+const t2 = hasTmux ? tsrunOnly(test) : test.skip;
+
+function tmux(...args) {
+  return execFileSync('tmux', args, { encoding: 'utf8' });
+}
+
+t2('run -it: a pty with the window size, ^C reaches the container, the exit code comes back', async t => {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/tty:1'])).code, 0);
+  const session = uniqueId('tty');
+  const out = join(tempDir(t), 'exit');
+  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30',
+    `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} run --rm -it test/tty:1 sh; echo EXIT=$? > ${out}; sleep 60`);
+  t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
+  const screen = () => tmux('capture-pane', '-t', session, '-p');
+  await waitFor(() => screen().includes('#'), { timeout: 20_000, what: 'the shell prompt' });
+  tmux('send-keys', '-t', session, 'tty; stty size', 'Enter');
+  await waitFor(() => /30 100/.test(screen()), { what: 'stty size 30 100' });
+  t.regex(screen(), /\/dev\/pts\/0/);
+  tmux('resize-window', '-t', session, '-x', '80', '-y', '20');
+  await sleep(300);
+  tmux('send-keys', '-t', session, 'stty size', 'Enter');
+  await waitFor(() => /20 80/.test(screen()), { what: 'the new size 20 80' });
+  tmux('send-keys', '-t', session, 'sleep 30', 'Enter');
+  await sleep(300);
+  tmux('send-keys', '-t', session, 'C-c');
+  await waitFor(() => /\^C/.test(screen()), { what: '^C echoed' });
+  tmux('send-keys', '-t', session, 'exit 7', 'Enter');
+  await waitFor(() => { try { return readFileSync(out, 'utf8').includes('EXIT=7'); } catch { return false; } }, { timeout: 15_000, what: 'exit status 7' });
+  t.deepEqual(mountsUnder(root), []);
+});
