@@ -4,7 +4,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep } from './helpers/index.mjs';
+import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
 
@@ -171,4 +171,27 @@ t2('system df counts images, containers and their writable layers', async t => {
   t.regex(df.stdout, /\nImages\s+1\s+1\s+[\d.]+MB/);
   t.regex(df.stdout, /\nContainers\s+1\s+0\s+20\dkB\s+20\dkB \(100%\)/);
   t.is((await r(['rm', name])).code, 0);
+});
+
+t2('a `run -d` killed at any moment leaves nothing that `rm -f` does not repair', async t => {
+  const { root, r } = await setup(t);
+  const { spawn } = await import('node:child_process');
+  for (const delay of [0, 10, 25, 40, 60, 90, 130, 200]) {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const p = spawn(TSRUN, ['--root', root, 'run', '-d', 'test/bb:1', 'sleep', '1000'], { stdio: 'ignore', env });
+    const closed = new Promise(res => p.on('close', res));
+    await sleep(delay);
+    p.kill('SIGKILL');
+    await closed;
+  }
+  const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
+  if (ids.length) t.is((await r(['rm', '-f', ...ids])).code, 0);
+  t.deepEqual(mountsUnder(root), [], 'a snapshot stayed mounted');
+  const left = existsSync(join(root, 'containers')) ? readdirSync(join(root, 'containers')) : [];
+  t.deepEqual(left, [], 'container dirs left');
+  const oci = existsSync(join(root, 'oci')) ? readdirSync(join(root, 'oci')) : [];
+  t.deepEqual(oci, [], 'runtime state left');
+  const sups = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter(l => l.includes('tsrun-supervisor') && l.includes(root));
+  t.deepEqual(sups, [], 'supervisors left');
 });
