@@ -55,6 +55,13 @@ export function listContainers(root: string): ContainerRecord[] {
   try { names = fs.readdirSync(containersDir(root)); } catch { return []; }
   const out: ContainerRecord[] = [];
   for (const n of names) {
+    if (n.startsWith('.')) {
+      try {
+        const p = path.join(containersDir(root), n);
+        if (Date.now() - fs.statSync(p).mtimeMs > 600_000) fs.rmSync(p, { recursive: true, force: true });
+      } catch { /* swept by another process */ }
+      continue;
+    }
     try { out.push(JSON.parse(fs.readFileSync(path.join(containersDir(root), n, 'container.json'), 'utf8'))); } catch { /* half-created or removed */ }
   }
   return out;
@@ -91,8 +98,12 @@ export function reserveContainer(root: string, c: ContainerRecord): void {
       fs.writeFileSync(path.join(names, c.name), c.id); // a stale name: its container is gone
     } else throw e;
   }
-  fs.mkdirSync(containerPath(root, c.id), { mode: 0o711 });
-  saveContainer(root, c);
+  // the record appears whole: written in a hidden dir, then renamed into place (a create killed
+  // half-way leaves at most a `.<id>` dir, which listContainers sweeps once it is old)
+  const tmp = path.join(containersDir(root), '.' + c.id);
+  fs.mkdirSync(tmp, { mode: 0o711 });
+  writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
+  fs.renameSync(tmp, containerPath(root, c.id));
 }
 
 export function releaseContainer(root: string, c: ContainerRecord): void {
