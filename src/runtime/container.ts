@@ -4,7 +4,7 @@ import path = require('path');
 import os = require('os');
 import type { Spec, Process } from './spec';
 import { TsrunError, StepError } from './errors';
-import { containerPlan, addProcessTail, encodePlan, formatPlan, planJSON, OP, NS_FLAGS, type Step, type PlanInput } from './plan';
+import { containerPlan, addProcessTail, encodePlan, formatPlan, planJSON, OP, NS_FLAGS, RLIMITS, type Step, type PlanInput } from './plan';
 import { loadSpec } from './validate';
 import * as store from './state';
 import { cgroupManager, loadCgroupManager, detectCgroupMode, defaultAllowedDevices, type CgroupManager } from './cgroups';
@@ -374,6 +374,38 @@ export function start(root: string, id: string): void {
   }
 }
 
+/**
+ * Give the child the go-ahead; it then execs (its end of the socket closes) or reports the step that
+ * failed. Returns the pty proxy when the process has a terminal; throws the step's error otherwise
+ * (after reaping the child and running `cleanup`).
+ */
+async function goAhead(spawned: Spawned, steps: Step[], cleanup?: () => void): Promise<{ stop: () => Promise<void> } | undefined> {
+  const sh = native();
+  const tty = spawned.consoleFd >= 0 ? proxyConsole(spawned.consoleFd) : undefined;
+  sh.reply(spawned.sock, 0n);
+  const msg = new BigInt64Array(4);
+  const r = sh.recv(spawned.sock, msg);
+  sh.close(spawned.sock);
+  if (r > 0 && Number(msg[0]) === MSG_ERROR) {
+    await tty?.stop();
+    sh.wait(spawned.pid);
+    cleanup?.();
+    const s = steps[Number(msg[1])];
+    throw new StepError(Number(msg[1]) + 1, steps.length, s.text, Number(msg[2]), stepReason(s, Number(msg[2])), exitCodeFor(s, Number(msg[2])));
+  }
+  return tty;
+}
+
+/** Forward signals to the process (runc does; with a terminal in raw mode ^C arrives through the pty) and wait for it. */
+async function forwardAndWait(pid: number, tty: { stop: () => Promise<void> } | undefined): Promise<number> {
+  const forward = (sig: NodeJS.Signals) => { try { process.kill(pid, sig); } catch { /* gone */ } };
+  for (const s of FORWARDED) if (!(tty && s === 'SIGWINCH')) process.on(s, forward);
+  const st = await waitExit(pid);
+  trace('container exited');
+  await tty?.stop();
+  return st;
+}
+
 /** run in the foreground: create, go, wait, forward signals, clean up; resolves to the exit code. */
 export async function run(o: CreateOptions): Promise<number> {
   const sh = native();
@@ -383,31 +415,13 @@ export async function run(o: CreateOptions): Promise<number> {
     start(o.root, o.id);
     return 0;
   }
-  let tty: { stop: () => Promise<void> } | undefined;
-  if (spawned.consoleFd >= 0) tty = proxyConsole(spawned.consoleFd);
-  sh.reply(spawned.sock, 0n);
-  // After the go-ahead the child either execs (the socket closes) or reports a failure.
-  const msg = new BigInt64Array(4);
-  const r = sh.recv(spawned.sock, msg);
-  sh.close(spawned.sock);
-  if (r > 0 && Number(msg[0]) === MSG_ERROR) {
-    await tty?.stop();
-    sh.wait(spawned.pid);
-    destroy(o.root, rec, cg);
-    const s = steps[Number(msg[1])];
-    throw new StepError(Number(msg[1]) + 1, steps.length, s.text, Number(msg[2]), stepReason(s, Number(msg[2])), exitCodeFor(s, Number(msg[2])));
-  }
+  const tty = await goAhead(spawned, steps, () => destroy(o.root, rec, cg));
   try {
     runHooks('poststart', rec.config.hooks?.poststart, store.toState(rec, 'running'));
   } catch (e) {
     process.stderr.write(`tsrun: warning: ${(e as Error).message}\n`);
   }
-  const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
-  // forwarded as runc does (with a terminal in raw mode, ^C reaches the container through the pty)
-  for (const s of FORWARDED) if (!(tty && s === 'SIGWINCH')) process.on(s, forward);
-  const st = await waitExit(spawned.pid);
-  trace('container exited');
-  await tty?.stop();
+  const st = await forwardAndWait(spawned.pid, tty);
   const code = waitStatusToCode(st);
   let oom = false;
   try { oom = cg.oomKillCount() > 0; } catch { /* no memory controller */ }
@@ -555,7 +569,6 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
     steps.push({ where: 'child', text: 'open a pty', code: OP.CONSOLE, n: [o.consoleSocket ? 1 : 0, proc.consoleSize?.height ?? 0, proc.consoleSize?.width ?? 0], s: [] });
   }
   for (const r of proc.rlimits ?? []) {
-    const { RLIMITS } = await import('./plan');
     steps.push({ where: 'child', text: `setrlimit ${r.type}`, code: OP.RLIMIT, n: [RLIMITS[r.type], BigInt(r.soft), BigInt(r.hard)], s: [] });
   }
   addProcessTail(steps, spec, compileSeccompFor(spec, root), 'run', undefined, o.preserveFds ?? 0);
@@ -569,22 +582,8 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
     if (cgFd >= 0) sh.close(cgFd);
   }
   if (o.pidFile) writePidFile(o.pidFile, spawned.pid);
-  let tty: { stop: () => Promise<void> } | undefined;
-  if (spawned.consoleFd >= 0) tty = proxyConsole(spawned.consoleFd);
-  sh.reply(spawned.sock, 0n);
-  const msg = new BigInt64Array(4);
-  const r = sh.recv(spawned.sock, msg);
-  sh.close(spawned.sock);
-  if (r > 0 && Number(msg[0]) === MSG_ERROR) {
-    await tty?.stop();
-    sh.wait(spawned.pid);
-    const s = steps[Number(msg[1])];
-    throw new StepError(Number(msg[1]) + 1, steps.length, s.text, Number(msg[2]), stepReason(s, Number(msg[2])), exitCodeFor(s, Number(msg[2])));
-  }
+  const tty = await goAhead(spawned, steps);
   if (o.detach) return 0;
-  const forward = (sig: NodeJS.Signals) => { try { process.kill(spawned.pid, sig); } catch { /* gone */ } };
-  for (const s of FORWARDED) if (!(tty && s === 'SIGWINCH')) process.on(s, forward);
-  const stt = await waitExit(spawned.pid);
-  await tty?.stop();
+  const stt = await forwardAndWait(spawned.pid, tty);
   return waitStatusToCode(stt);
 }
