@@ -5,7 +5,7 @@ import fs = require('fs');
 import path = require('path');
 import crypto = require('crypto');
 import { TsrunError } from '../../runtime/errors';
-import { checkDigest, hexOf, randomSuffix, toBuffer, errCode } from './util';
+import { checkDigest, hexOf, randomSuffix, toBuffer, errCode, digestsIn } from './util';
 
 const TMP_PREFIX = '.ingest-';
 
@@ -142,13 +142,7 @@ export class ContentStore {
 
   /** Digests of every complete blob. */
   list(): string[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => 'sha256:' + n);
+    return digestsIn(this.dir);
   }
 
   /** Temp files of ingests that died (older than maxAgeMs): removed; returns how many. */

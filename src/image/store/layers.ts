@@ -11,7 +11,7 @@ import { TsrunError } from '../../runtime/errors';
 import { lgetxattr, llistxattr } from '../../kernel/fsops';
 import { TarReader, TarFormatError, encodeHeader, padding, END_OF_ARCHIVE, type EntryType } from './tar';
 import { LayerUnpacker, UnpackError } from './unpack';
-import { checkDigest, hexOf, sha256, chunks, randomSuffix, errCode, msg } from './util';
+import { checkDigest, hexOf, sha256, chunks, randomSuffix, errCode, msg, digestsIn } from './util';
 
 export interface LayerMeta {
   chainId: string;
@@ -233,13 +233,7 @@ export class LayerStore {
   }
 
   list(): string[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => 'sha256:' + n);
+    return digestsIn(this.dir);
   }
 
   /** Leftovers of unpacks and removals that died (older than maxAgeMs). */

@@ -98,3 +98,14 @@ export function isMountPoint(dir: string): boolean {
 export function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The "sha256:<hex>" names of the entries of dir that are named by a digest (blobs, layers). */
+export function digestsIn(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => 'sha256:' + n);
+}
