@@ -4,22 +4,11 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN } from './helpers/index.mjs';
+import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
 
-async function setup(t) {
-  const root = newRoot(t);
-  const r = rt(root);
-  const tarball = join(tempDir(t), 'rootfs.tar');
-  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
-  t.is((await r(['import', tarball, 'test/bb:1'])).code, 0);
-  t.teardown(async () => {
-    const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
-    if (ids.length) await r(['rm', '-f', ...ids]);
-  });
-  return { root, r };
-}
+const setup = withEngineImage;
 
 const state = async (r, name) => JSON.parse((await r(['inspect', name])).stdout)[0].State;
 

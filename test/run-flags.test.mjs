@@ -5,22 +5,11 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rt, newRoot, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, uniqueId, assertCliError, childEnv } from './helpers/index.mjs';
+import { rt, newRoot, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, uniqueId, assertCliError, childEnv, withEngineImage } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
 
-async function setup(t) {
-  const root = newRoot(t);
-  const r = rt(root);
-  const tarball = join(tempDir(t), 'rootfs.tar');
-  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
-  t.is((await r(['import', tarball, 'test/bb:1'])).code, 0);
-  t.teardown(async () => {
-    const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
-    if (ids.length) await r(['rm', '-f', ...ids]);
-  });
-  return { root, r };
-}
+const setup = withEngineImage;
 
 /** `run --rm IMAGE ARGS...` with flags before the image; asserts exit 0 and returns stdout. */
 async function out(t, r, flags, args) {

@@ -2,7 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO, IS_TSRUN, describe } from './runtime.mjs';
+import { REPO, IS_TSRUN, describe, rt } from './runtime.mjs';
+import { newRoot, tempDir, ensureImage } from './bundle.mjs';
 
 export * from './runtime.mjs';
 export * from './bundle.mjs';
@@ -66,4 +67,21 @@ export function assertCliError(t, res, { match, oneLine = true } = {}) {
 
 export function readText(p) {
   return readFileSync(p, 'utf8');
+}
+
+/**
+ * A fresh --root with the busybox test rootfs imported as the image "test/bb:1"; every container
+ * left in that root is force-removed after the test. Returns { root, r }.
+ */
+export async function withEngineImage(t) {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/bb:1'])).code, 0);
+  t.teardown(async () => {
+    const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
+    if (ids.length) await r(['rm', '-f', ...ids]);
+  });
+  return { root, r };
 }

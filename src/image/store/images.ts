@@ -164,34 +164,23 @@ export class ImageStore {
    */
   withLock<T>(fn: () => T): T {
     const h = held.get(this.lockFile);
-    if (h) {
-      h.depth++;
-      let async = false;
+    if (h) h.depth++;
+    else {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      let fd: number;
       try {
-        const r = fn();
-        if (isThenable(r)) {
-          async = true;
-          return Promise.resolve(r).finally(() => this.release()) as T;
-        }
-        return r;
-      } finally {
-        if (!async) this.release();
+        fd = fs.openSync(this.lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      } catch (e) {
+        throw new TsrunError(`open ${this.lockFile}: ${msg(e)}`);
       }
+      try {
+        flockExclusive(fd, this.lockFile);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
+      held.set(this.lockFile, { fd, depth: 1 });
     }
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    let fd: number;
-    try {
-      fd = fs.openSync(this.lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    } catch (e) {
-      throw new TsrunError(`open ${this.lockFile}: ${msg(e)}`);
-    }
-    try {
-      flockExclusive(fd, this.lockFile);
-    } catch (e) {
-      fs.closeSync(fd);
-      throw e;
-    }
-    held.set(this.lockFile, { fd, depth: 1 });
     let async = false;
     try {
       const r = fn();
