@@ -29,6 +29,7 @@ import { DigestMismatchError, errorText, isRetryable, RegistryError } from './re
 import { TsrunError } from '../runtime/errors';
 import { formatPlatform, hostPlatform, normalisePlatform, parsePlatform, selectManifest } from './registry/platform';
 import { recordBlobSource } from './registry/sources';
+import { trace } from '../runtime/trace';
 
 export interface PullOptions {
   /** "os/arch[/variant]"; default: the host's. */
@@ -222,7 +223,9 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
   const wanted = opts.platform ? parsePlatform(opts.platform) : undefined;
 
   progress({ kind: 'resolve', ref: familiarRef(ref) });
+  trace('pull: start');
   const top = await client.getManifest(repo, reference);
+  trace('pull: manifest');
   let m = top;
   if (isIndex(top.mediaType)) {
     const index = parseJSON<Index>(top.bytes, 'manifest list');
@@ -247,6 +250,7 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
   const cfgDigest = manifest.config.digest;
   const getConfig = async (): Promise<{ bytes: Buffer; config: ImageConfig }> => {
     const bytes = store.content.has(cfgDigest) ? store.content.read(cfgDigest) : await client.getBlobBytes(repo, cfgDigest);
+    trace('pull: config');
     const config = parseJSON<ImageConfig>(bytes, `config ${cfgDigest}`);
     const diffIds = config.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || diffIds.length !== jobs.length) {
@@ -272,6 +276,7 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
 
   // Record: manifest (and index) and config blobs, then the image (put merges tags and digests
   // into a record with the same id and moves the tags here).
+  trace('pull: layers done');
   const layers: LayerRecord[] = jobs.map((j) => ({ chainId: j.chainId!, diffId: j.diffId!, blobDigest: j.desc.digest, mediaType: j.desc.mediaType, size: j.desc.size }));
   const rec: ImageRecord = {
     id: cfgDigest,
@@ -288,6 +293,7 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
   if (top !== m && !store.content.has(top.digest)) store.content.put(top.bytes, { digest: top.digest, size: top.bytes.length });
   store.withLock(() => store.put(rec));
   for (const d of [cfgDigest, ...jobs.map((j) => j.desc.digest)]) recordBlobSource(ref.domain, ref.path, d);
+  trace('pull: recorded');
   progress({ kind: 'digest', digest: top.digest });
   return store.find(rec.id) ?? rec;
 }
@@ -336,7 +342,9 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
         fan = new Fanout(stream, onChunk, replayCap);
         j.fan = fan;
         j.wake?.();
+        trace('pull: blob response');
         await content.ingest(fan.main, { digest: j.desc.digest, size: j.desc.size });
+        trace('pull: blob ingested');
         j.fan = undefined;
         j.downloaded = true;
         if (j.needUnpack !== false) progress({ kind: 'layer', id: j.id, status: 'verifying' });
