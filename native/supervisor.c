@@ -1,10 +1,18 @@
 // tsrun-supervisor: the per-container supervisor of a detached container (`tsrun run -d`).
 // usage: tsrun-supervisor --id ID --dir DIR --root ROOT --tsrun CMD [--node NODE] [--log FILE]
-//        [--restart no|always|unless-stopped|on-failure[:N]] [--rm] [--tty]
+//        [--restart no|always|unless-stopped|on-failure[:N]] [--rm] [--tty] [--stdin] [--attach-fd N]
 // Fd 3 (a pipe to the CLI) gets one line: `ok <init pid>` or `error <message>` (then exit 125).
 // It detaches, becomes a child subreaper, runs `tsrun create` + `tsrun start`, reaps the
 // container's init, writes its output as docker json-file lines, writes DIR/exit.json when init
 // exits, deletes the runtime state and restarts it as the policy says. Errors: DIR/supervisor.log.
+//
+// Attach (`tsrun attach`, `start -a`): it listens on DIR/attach.sock (and --attach-fd N is a client
+// connected already, so that nothing of the output is missed). --stdin: the container's stdin is a
+// pipe the supervisor holds (with --tty, the pty master). Both directions carry frames
+// [type u8][0 0 0][length u32 big-endian][data]:
+//   to the client:   1 stdout, 2 stderr (a tty: all 1), 3 the container exited (data: code u32);
+//                    then the connection closes. A client that cannot keep up is dropped.
+//   from the client: 0 stdin data, 1 close stdin (not a tty), 2 window size (rows u16, cols u16).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -29,8 +38,10 @@
 enum { R_NO, R_ALWAYS, R_UNLESS_STOPPED, R_ON_FAILURE };
 
 static const char *id, *dir, *root, *tsrun, *node, *logpath;
-static int suppid_written, policy = R_NO, max_restarts = -1, opt_rm, opt_tty;
-static int outfd = -1, errlog = -1, logfd = -1, sigfd = -1, consock = -1;
+static int suppid_written, policy = R_NO, max_restarts = -1, opt_rm, opt_tty, opt_stdin;
+static int outfd = -1, errlog = -1, logfd = -1, sigfd = -1, consock = -1, attsock = -1;
+static int sin_fd = -1, sin_close;
+static int conpath = -1;                 // O_PATH fd of DIR/console.sock: fd 3 of `tsrun create`       // the stdin pipe's write end (not a tty); close it once flushed
 static int cfd[2] = { -1, -1 };          // container output: stdout, stderr (tty: master in [0])
 static pid_t init_pid;                    // 0: no container process known
 static int init_status, init_done, terminating;
@@ -40,6 +51,11 @@ static size_t arena_used;
 static size_t caplen;
 static struct { char buf[LINE_MAX_LOG]; size_t len; } line[2];
 static char jbuf[LINE_MAX_LOG * 6 + 256], iobuf[8192];
+#define MAX_CLIENTS 8
+static struct client { int fd, hlen, type, plen; unsigned left; unsigned char hdr[8], pl[4]; } cl[MAX_CLIENTS];
+static char pend[8192];                   // stdin the container did not take yet (clients wait)
+static size_t pendlen, pendoff;
+static unsigned short ws_rows, ws_cols;   // the last window size a client sent
 
 static void fmt_time(char *out, size_t n) {
   struct timespec ts; struct tm tm;
@@ -144,11 +160,109 @@ static void flush_partial(void) {
   for (int s = 0; s < 2; s++) if (line[s].len) { emit(s, line[s].buf, line[s].len); line[s].len = 0; }
 }
 
+// --- attach clients -------------------------------------------------------------------------
+static void drop_client(int i) { close(cl[i].fd); cl[i].fd = -1; }
+
+static void broadcast(int type, const void *p, size_t n) {
+  unsigned char h[8] = { (unsigned char)type, 0, 0, 0, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (cl[i].fd < 0) continue;
+    struct iovec v[2] = { { h, 8 }, { (void *)p, n } };
+    ssize_t w;
+    while ((w = writev(cl[i].fd, v, 2)) < 0 && errno == EINTR) ;
+    if (w != (ssize_t)(n + 8)) drop_client(i);  // gone, or too slow (a partial frame): dropped
+  }
+}
+
+static void accept_client(int fd) {  // fd: a connected socket; -1: accept one on attach.sock
+  if (fd < 0 && (fd = accept4(attsock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) return;
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (cl[i].fd < 0) { memset(&cl[i], 0, sizeof cl[i]); cl[i].fd = fd; return; }
+  close(fd);
+}
+
+static int stdin_fd(void) { return !opt_stdin ? -1 : opt_tty ? cfd[0] : sin_fd; }
+
+static void close_stdin(void) {
+  if (sin_fd >= 0) close(sin_fd);
+  sin_fd = -1; sin_close = 0; pendlen = pendoff = 0;
+}
+
+static void apply_winsize(void) {
+  struct winsize w = { .ws_row = ws_rows, .ws_col = ws_cols };
+  if (opt_tty && cfd[0] >= 0 && ws_rows && ioctl(cfd[0], TIOCSWINSZ, &w) < 0) logerr(errno, "TIOCSWINSZ");
+}
+
+// Write p to the container's stdin; what it does not take now waits in pend.
+static void stdin_write(const char *p, size_t n) {
+  int fd = stdin_fd();
+  if (fd < 0 || !n) return;
+  while (n && !pendlen) {
+    ssize_t w = write(fd, p, n);
+    if (w > 0) { p += w; n -= (size_t)w; continue; }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) break;
+    if (!opt_tty) close_stdin();  // EPIPE: the container closed its stdin
+    return;
+  }
+  if (n > sizeof pend - pendlen) n = sizeof pend - pendlen;
+  memcpy(pend + pendlen, p, n); pendlen += n;
+}
+
+static void flush_pend(void) {
+  int fd = stdin_fd();
+  while (pendoff < pendlen && fd >= 0) {
+    ssize_t w = write(fd, pend + pendoff, pendlen - pendoff);
+    if (w > 0) { pendoff += (size_t)w; continue; }
+    if (w < 0 && (errno == EINTR)) continue;
+    if (w < 0 && errno == EAGAIN) return;
+    break;
+  }
+  pendlen = pendoff = 0;
+  if (sin_close) close_stdin();
+}
+
+static void frame_done(struct client *c) {
+  if (c->type == 1 && !opt_tty && sin_fd >= 0) { if (pendlen) sin_close = 1; else close_stdin(); }
+  if (c->type == 2 && c->plen == 4) { ws_rows = (unsigned short)(c->pl[0] << 8 | c->pl[1]); ws_cols = (unsigned short)(c->pl[2] << 8 | c->pl[3]); apply_winsize(); }
+  c->hlen = 0; c->plen = 0;
+}
+
+static void client_input(int i) {
+  struct client *c = &cl[i];
+  ssize_t r = read(c->fd, iobuf, sizeof iobuf);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (r <= 0) { drop_client(i); return; }
+  for (size_t o = 0; o < (size_t)r;) {
+    if (c->hlen < 8) {
+      c->hdr[c->hlen++] = (unsigned char)iobuf[o++];
+      if (c->hlen == 8) {
+        c->type = c->hdr[0];
+        c->left = (unsigned)c->hdr[4] << 24 | (unsigned)c->hdr[5] << 16 | (unsigned)c->hdr[6] << 8 | c->hdr[7];
+        if (!c->left) frame_done(c);
+      }
+      continue;
+    }
+    size_t n = (size_t)r - o < c->left ? (size_t)r - o : c->left;
+    if (c->type == 0) stdin_write(iobuf + o, n);
+    else for (size_t k = 0; k < n; k++) if (c->plen < (int)sizeof c->pl) c->pl[c->plen++] = (unsigned char)iobuf[o + k];
+    o += n; c->left -= (unsigned)n;
+    if (!c->left) frame_done(c);
+  }
+}
+
+// The container exited: its code to every client, then the clients go.
+static void notify_exit(int code) {
+  unsigned char b[4] = { (unsigned char)(code >> 24), (unsigned char)(code >> 16), (unsigned char)(code >> 8), (unsigned char)code };
+  broadcast(3, b, 4);
+  for (int i = 0; i < MAX_CLIENTS; i++) if (cl[i].fd >= 0) drop_client(i);
+}
+
 // Read what is there from container fd k (non-blocking); close it at EOF/EIO.
 static void pump(int k) {
   for (;;) {
     ssize_t r = read(cfd[k], iobuf, sizeof iobuf);
-    if (r > 0) { take(k, iobuf, (size_t)r); continue; }
+    if (r > 0) { take(k, iobuf, (size_t)r); broadcast(k + 1, iobuf, (size_t)r); continue; }
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) return;
     if (r < 0 && errno != EIO) logerr(errno, "read container %s", k ? "stderr" : "stdout");
@@ -191,28 +305,41 @@ static void recv_console(void) {
     int n = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int)), fd;
     for (int i = 0; i < n; i++) {
       memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-      if (cfd[0] < 0) { cfd[0] = fd; if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) logerr(errno, "fcntl console"); }
+      if (cfd[0] < 0) { cfd[0] = fd; if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) logerr(errno, "fcntl console"); apply_winsize(); }
       else close(fd);
     }
   }
   close(c);
 }
 
-// Wait for pid, serving the signal fd, the container fds, the console socket and `cap` (read into
-// capbuf). The container fds are read only when `logging` (before start, they carry tsrun's output).
+// One poll over what the supervisor serves: signals, the console socket, the container fds (only
+// when `logging`: before start they carry tsrun's output), attach clients and the container's
+// stdin; and `extra`, whose revents it returns.
+static short serve(int extra, int logging, int timeout) {
+  struct pollfd p[7 + MAX_CLIENTS] = { { sigfd, POLLIN, 0 }, { extra, POLLIN, 0 }, { consock, POLLIN, 0 },
+    { logging ? cfd[0] : -1, POLLIN, 0 }, { logging ? cfd[1] : -1, POLLIN, 0 }, { attsock, POLLIN, 0 },
+    { pendlen ? stdin_fd() : -1, POLLOUT, 0 } };
+  // client input waits while the container's stdin is full, or (--stdin) not there yet
+  int hold = pendlen || (opt_stdin && !init_pid);
+  for (int i = 0; i < MAX_CLIENTS; i++) p[7 + i] = (struct pollfd){ hold ? -1 : cl[i].fd, POLLIN, 0 };
+  if (poll(p, 7 + MAX_CLIENTS, timeout) < 0) { if (errno != EINTR) logerr(errno, "poll"); return 0; }
+  if (p[0].revents) on_signal();
+  if (p[2].revents) recv_console();
+  for (int k = 0; k < 2; k++) if (p[3 + k].revents && cfd[k] >= 0) pump(k);
+  if (p[5].revents) accept_client(-1);
+  if (p[6].revents) flush_pend();
+  for (int i = 0; i < MAX_CLIENTS; i++) if (p[7 + i].revents && cl[i].fd >= 0) client_input(i);
+  return p[1].revents;
+}
+
+// Wait for pid, serving everything (see serve) and `cap` (read into capbuf).
 static int wait_for(pid_t pid, int cap, int logging) {
   int st = 0, done = 0;
   caplen = 0;
   for (;;) {
-    struct pollfd p[5] = { { sigfd, POLLIN, 0 }, { cap, POLLIN, 0 }, { consock, POLLIN, 0 },
-                           { logging ? cfd[0] : -1, POLLIN, 0 }, { logging ? cfd[1] : -1, POLLIN, 0 } };
     reap(pid, &st, &done);
     if (done) break;
-    if (poll(p, 5, 1000) < 0) { if (errno != EINTR) logerr(errno, "poll"); continue; }
-    if (p[0].revents) on_signal();
-    if (p[2].revents) recv_console();
-    for (int k = 0; k < 2; k++) if (p[3 + k].revents) pump(k);
-    if (p[1].revents) {
+    if (serve(cap, logging, 1000)) {
       ssize_t r = read(cap, capbuf + caplen, sizeof capbuf - 1 - caplen);
       if (r > 0) caplen += (size_t)r;
       else if (r == 0) cap = -1;
@@ -227,9 +354,9 @@ static int wait_for(pid_t pid, int cap, int logging) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-// Run `tsrun --root ROOT <args...>` with fd 0 = /dev/null and fds 1, 2 as given (-1: /dev/null).
+// Run `tsrun --root ROOT <args...>` with fds 0, 1, 2 as given (-1: /dev/null).
 // Returns its exit code (128+N for a signal); what it writes to `cap` is in capbuf.
-static int tsrun_cmd(int fd1, int fd2, int cap, int logging, const char *a0, ...) {
+static int tsrun_cmd(int fd0, int fd1, int fd2, int cap, int logging, const char *a0, ...) {
   const char *argv[16];
   int n = 0;
   va_list ap;
@@ -247,7 +374,8 @@ static int tsrun_cmd(int fd1, int fd2, int cap, int logging, const char *a0, ...
     sigprocmask(SIG_SETMASK, &all, NULL);
     signal(SIGPIPE, SIG_DFL); signal(SIGHUP, SIG_DFL);
     int null = open("/dev/null", O_RDWR);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(fd1 >= 0 ? fd1 : null, 1) < 0 || dup2(fd2 >= 0 ? fd2 : null, 2) < 0) _exit(125);
+    if (null < 0 || dup2(fd0 >= 0 ? fd0 : null, 0) < 0 || dup2(fd1 >= 0 ? fd1 : null, 1) < 0 || dup2(fd2 >= 0 ? fd2 : null, 2) < 0) _exit(125);
+    if (conpath >= 0 && !strcmp(a0, "create") && (conpath == 3 ? fcntl(3, F_SETFD, 0) : dup2(conpath, 3)) < 0) _exit(125);
     execvp(argv[0], (char *const *)argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -274,7 +402,7 @@ static int mkpipe(int p[2]) {
 static int delete_force(void) {
   int pp[2];
   if (mkpipe(pp) < 0) return -1;
-  int code = tsrun_cmd(-1, pp[1], pp[0], 1, "delete", "--force", id, NULL);
+  int code = tsrun_cmd(-1, -1, pp[1], pp[0], 1, "delete", "--force", id, NULL);
   close(pp[0]); close(pp[1]);
   return code;
 }
@@ -291,24 +419,31 @@ static void outcome(const char *word, const char *msg) {
 // create + start. Returns 0 (init_pid set) or an exit code; the error message is in capbuf.
 static int start_container(void) {
   int out[2] = { -1, -1 }, err[2] = { -1, -1 }, cap[2];
-  const char *pidfile = p_pidfile, *sock = p_sock;
+  const char *pidfile = p_pidfile, *sock = "/proc/self/fd/3";  // see conpath
   init_pid = 0; init_done = 0;
   if (unlink(pidfile) < 0 && errno != ENOENT) logerr(errno, "unlink %s", pidfile);
   if (mkpipe(cap) < 0) { snprintf(capbuf, sizeof capbuf, "pipe: %s", strerror(errno)); return 125; }
   int code;
   if (opt_tty) {
-    code = tsrun_cmd(-1, cap[1], cap[0], 0, "create", "--bundle", dir, "--pid-file", pidfile, "--console-socket", sock, id, NULL);
-    if (code == 0 && cfd[0] < 0) { snprintf(capbuf, sizeof capbuf, "no pty master received on %s", sock); code = 125; }
+    code = tsrun_cmd(-1, -1, cap[1], cap[0], 0, "create", "--bundle", dir, "--pid-file", pidfile, "--console-socket", sock, id, NULL);
+    if (code == 0 && cfd[0] < 0) { snprintf(capbuf, sizeof capbuf, "no pty master received on %s", p_sock); code = 125; }
   } else {
-    if (mkpipe(out) < 0 || mkpipe(err) < 0) {
+    int in[2] = { -1, -1 };
+    close_stdin();
+    if (mkpipe(out) < 0 || mkpipe(err) < 0 || (opt_stdin && pipe2(in, O_CLOEXEC) < 0)) {
       snprintf(capbuf, sizeof capbuf, "pipe: %s", strerror(errno));
       if (out[0] >= 0) { close(out[0]); close(out[1]); }
+      if (err[0] >= 0) { close(err[0]); close(err[1]); }
       code = 125;
     } else {
       // its stderr is the container's: what is in it before start is tsrun's (init is blocked)
-      code = tsrun_cmd(out[1], err[1], err[0], 0, "create", "--bundle", dir, "--pid-file", pidfile, id, NULL);
+      code = tsrun_cmd(in[0], out[1], err[1], err[0], 0, "create", "--bundle", dir, "--pid-file", pidfile, id, NULL);
       cfd[0] = out[0]; cfd[1] = err[0];
       close(out[1]); close(err[1]);
+      if (in[0] >= 0) {
+        close(in[0]); sin_fd = in[1];
+        if (fcntl(sin_fd, F_SETFL, O_NONBLOCK) < 0) logerr(errno, "fcntl stdin O_NONBLOCK");
+      }
       if (code == 0 && caplen) { one_line(capbuf); logerr(0, "tsrun create: %s", capbuf); }
       caplen = 0;
     }
@@ -326,7 +461,7 @@ static int start_container(void) {
     if (fd >= 0) close(fd);
   }
   if (code == 0) {
-    code = tsrun_cmd(-1, cap[1], cap[0], 1, "start", id, NULL);
+    code = tsrun_cmd(-1, -1, cap[1], cap[0], 1, "start", id, NULL);
     if (terminating && init_pid && !init_done) kill(init_pid, SIGTERM);
   }
   close(cap[0]); close(cap[1]);
@@ -355,6 +490,7 @@ static int stopped_marker(void) {
 static void close_container_fds(void) {
   for (int k = 0; k < 2; k++) if (cfd[k] >= 0) { pump(k); if (cfd[k] >= 0) { close(cfd[k]); cfd[k] = -1; } }
   flush_partial();
+  close_stdin();
 }
 
 // p made absolute (we chdir to /); a bare command name (no '/') stays for the PATH lookup.
@@ -376,14 +512,22 @@ static void fail(int err, const char *what) {
 }
 
 int main(int argc, char **argv) {
+  int attfd = -1;
   outfd = fcntl(3, F_GETFD) < 0 ? -1 : 3;  // before anything could take fd 3
+  for (int i = 1; i + 1 < argc; i++) if (!strcmp(argv[i], "--attach-fd")) attfd = atoi(argv[i + 1]);
+  if (attfd <= 3 || fcntl(attfd, F_GETFD) < 0) attfd = -1;
   for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;) ;
-  syscall(SYS_close_range, 4U, ~0U, 0U);  // whatever the CLI leaked (fd 3..: the /dev/null above, too)
+  // whatever the CLI leaked (fd 3..: the /dev/null above, too), but the attach client
+  if (attfd < 0) syscall(SYS_close_range, 4U, ~0U, 0U);
+  else { if (attfd > 4) syscall(SYS_close_range, 4U, (unsigned)attfd - 1, 0U); syscall(SYS_close_range, (unsigned)attfd + 1, ~0U, 0U); }
   if (outfd >= 0 && fcntl(outfd, F_SETFD, FD_CLOEXEC) < 0) outfd = -1;
+  for (int i = 0; i < MAX_CLIENTS; i++) cl[i].fd = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--rm")) opt_rm = 1;
     else if (!strcmp(a, "--tty")) opt_tty = 1;
+    else if (!strcmp(a, "--stdin")) opt_stdin = 1;
+    else if (!strcmp(a, "--attach-fd") && v) i++;
     else if (!v) fail(0, cat3("missing value of ", a, ""));
     else if (!strcmp(a, "--id")) id = v, i++;
     else if (!strcmp(a, "--dir")) dir = v, i++;
@@ -410,7 +554,8 @@ int main(int argc, char **argv) {
   p_suppid = cat3(dir, "/", "supervisor.pid"); p_suptmp = cat3(dir, "/", ".supervisor.pid.tmp");
   p_exit = cat3(dir, "/", "exit.json"); p_exittmp = cat3(dir, "/", ".exit.json.tmp");
   p_stopped = cat3(dir, "/", "stopped"); p_errlog = cat3(dir, "/", "supervisor.log");
-  if (!p_errlog || !logpath) fail(0, "paths too long");
+  const char *p_attach = cat3(dir, "/", "attach.sock");
+  if (!p_attach || !logpath) fail(0, "paths too long");
 
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -419,6 +564,19 @@ int main(int argc, char **argv) {
   if (p > 0) _exit(0);
   if (setsid() < 0) logerr(errno, "setsid");
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) fail(errno, "prctl PR_SET_CHILD_SUBREAPER");
+  {  // DIR/attach.sock, bound by a relative name (DIR may be longer than sun_path)
+    struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "attach.sock" };
+    mode_t um = umask(077);
+    if (chdir(dir) < 0) fail(errno, dir);
+    unlink("attach.sock");
+    if ((attsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
+        bind(attsock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(attsock, 8) < 0) fail(errno, p_attach);
+    umask(um);
+  }
+  if (attfd >= 0) {
+    if (fcntl(attfd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(attfd, F_SETFL, O_NONBLOCK) < 0) logerr(errno, "fcntl attach fd");
+    accept_client(attfd);
+  }
   if (chdir("/") < 0) logerr(errno, "chdir /");
   sigset_t mask;
   sigemptyset(&mask);
@@ -435,13 +593,15 @@ int main(int argc, char **argv) {
   }
   suppid_written = 1;
   if ((logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) fail(errno, logpath);
-  if (opt_tty) {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(sockpath) >= sizeof addr.sun_path) fail(0, "console socket path too long");
-    strcpy(addr.sun_path, sockpath);
-    unlink(sockpath);
+  if (opt_tty) {  // bound by a relative name, given to `tsrun create` as /proc/self/fd/3 (an O_PATH fd):
+    // DIR may be longer than sun_path
+    struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "console.sock" };
+    if (chdir(dir) < 0) fail(errno, dir);
+    unlink("console.sock");
     if ((consock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        bind(consock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(consock, 4) < 0) fail(errno, sockpath);
+        bind(consock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(consock, 4) < 0 ||
+        (conpath = open("console.sock", O_PATH | O_CLOEXEC)) < 0) fail(errno, sockpath);
+    if (chdir("/") < 0) logerr(errno, "chdir /");
   }
 
   int restarts = 0, first = 1, dummy;
@@ -458,24 +618,22 @@ int main(int argc, char **argv) {
         delete_force();
         close_container_fds();
         if (opt_tty) unlink(sockpath);
+        unlink(p_attach);
         unlink(fin);
         return 125;
       }
     } else {
       if (first) { snprintf(b, sizeof b, "%d", (int)init_pid); outcome("ok", b); }
-      while (!init_done) {
-        struct pollfd pf[4] = { { sigfd, POLLIN, 0 }, { cfd[0], POLLIN, 0 }, { cfd[1], POLLIN, 0 }, { consock, POLLIN, 0 } };
-        if (poll(pf, 4, -1) < 0) { if (errno != EINTR) logerr(errno, "poll"); continue; }
-        if (pf[0].revents) { on_signal(); reap(0, &dummy, &dummy); }
-        for (int k = 0; k < 2; k++) if (pf[1 + k].revents) pump(k);
-        if (pf[3].revents) recv_console();  // a second console: not expected; close it
+      while (!init_done) {  // (a second console on consock: not expected; recv_console closes it)
+        serve(-1, 1, -1);
+        reap(0, &dummy, &dummy);
       }
       code = WIFEXITED(init_status) ? WEXITSTATUS(init_status) : 128 + WTERMSIG(init_status);
       for (int k = 0; k < 2; k++) if (cfd[k] >= 0) pump(k);
       init_pid = 0;
       int pp[2];
       if (mkpipe(pp) == 0) {
-        if (tsrun_cmd(pp[1], -1, pp[0], 1, "state", id, NULL) == 0)
+        if (tsrun_cmd(-1, pp[1], -1, pp[0], 1, "state", id, NULL) == 0)
           oom = strstr(capbuf, "\"oomKilled\": true") || strstr(capbuf, "\"oomKilled\":true");
         else logerr(0, "tsrun state exited with an error");
         close(pp[0]); close(pp[1]);
@@ -489,6 +647,7 @@ int main(int argc, char **argv) {
     write_exit(code, oom, restarts);
     delete_force();
     close_container_fds();
+    notify_exit(code);
     if (!again) break;
     if (now_ms() - started >= 10000) delay = 100;
     long long until = now_ms() + delay;
@@ -500,11 +659,13 @@ int main(int argc, char **argv) {
     if (terminating || stopped_marker()) { write_exit(code, oom, --restarts); break; }
   }
   if (opt_tty) unlink(sockpath);
+  close(attsock);
+  unlink(p_attach);
   if (unlink(fin) < 0) logerr(errno, "unlink %s", fin);
   if (opt_rm) {
     close(logfd);
     int pp[2];
-    if (mkpipe(pp) == 0) tsrun_cmd(-1, pp[1], pp[0], 1, "rm", "-f", id, NULL);
+    if (mkpipe(pp) == 0) tsrun_cmd(-1, -1, pp[1], pp[0], 1, "rm", "-f", id, NULL);
   }
   return 0;
 }

@@ -30,6 +30,7 @@ export const COMMANDS: Record<string, Cmd> = {
   stats: () => require('./commands/stats'),
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
+  attach: () => require('./commands/attach'),
   volume: () => require('./commands/volume'),
   doctor: () => require('./commands/doctor'),
   info: () => require('./commands/info'),

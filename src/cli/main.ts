@@ -49,6 +49,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   stats: () => ({ default: (a: string[], g: Globals) => engineCommand('stats', a, g) }),
   container: () => ({ default: (a: string[], g: Globals) => engineCommand('container', a, g) }),
   cp: () => ({ default: (a: string[], g: Globals) => engineCommand('cp', a, g) }),
+  attach: () => ({ default: (a: string[], g: Globals) => engineCommand('attach', a, g) }),
   volume: () => ({ default: (a: string[], g: Globals) => engineCommand('volume', a, g) }),
   doctor: () => ({ default: (a: string[], g: Globals) => engineCommand('doctor', a, g) }),
   info: () => ({ default: (a: string[], g: Globals) => engineCommand('info', a, g) }),
@@ -93,6 +94,7 @@ Containers (docker's commands; a name or id prefix works wherever an id does):
   run -d IMAGE         detached under a small C supervisor (logs, exit status, --restart, --rm)
   ps [-a -q --format --filter], logs [-f --tail -t --since], stop [-t], restart, start [-a], kill [-s],
   create IMAGE, wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect, rename, top,
+  attach [--detach-keys --no-stdin --sig-proxy] (ctrl-p ctrl-q detaches),
   stats --no-stream, container prune (and "container SUBCOMMAND" for all of these)
 
 Global options:

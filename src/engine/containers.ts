@@ -22,6 +22,7 @@ export interface ContainerRecord {
   startedAt?: string;
   restart?: string;       // no | always | unless-stopped | on-failure[:N]
   detached?: boolean;
+  openStdin?: boolean;    // -i: the supervisor keeps the container's stdin for `attach`
   volumes?: { name: string; anonymous: boolean; destination: string }[];
   labels?: Record<string, string>;   // image labels merged with --label
   stopSignal?: string;               // --stop-signal or the image's StopSignal

@@ -70,8 +70,11 @@ function tsrunBin(): string {
   return path.join(repoDir(), 'bin', 'tsrun');
 }
 
-/** Start a container under its supervisor (create + start in the runtime); resolves with init's pid. */
-export async function startDetached(root: string, c: ct.ContainerRecord, o: { restart?: string; rm?: boolean; tty?: boolean }): Promise<number> {
+/**
+ * Start a container under its supervisor (create + start in the runtime); resolves with init's pid.
+ * `attach` gets a socket connected to the supervisor before the container starts (see attach.ts).
+ */
+export async function startDetached(root: string, c: ct.ContainerRecord, o: { restart?: string; rm?: boolean; tty?: boolean; stdin?: boolean; attach?: (s: import('net').Socket) => void }): Promise<number> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { spawn } = require('child_process') as typeof import('child_process');
   const dir = ct.containerPath(root, c.id);
@@ -82,10 +85,12 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   try { fs.unlinkSync(path.join(dir, 'stopped')); } catch { /* none */ }
   try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
-    '--log', path.join(dir, `${c.id}-json.log`), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : [])];
+    '--log', path.join(dir, `${c.id}-json.log`), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
+    ...(o.stdin ?? c.openStdin ? ['--stdin'] : []), ...(o.attach ? ['--attach-fd', '4'] : [])];
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(supervisorBin(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env, detached: true });
+  const child = spawn(supervisorBin(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...(o.attach ? ['pipe' as const] : [])], env, detached: true });
+  if (o.attach) o.attach(child.stdio[4] as import('net').Socket); // read it at once (Node resumes unread stdio at the child's exit)
   const outcome: string = await new Promise((resolve, reject) => {
     let buf = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;

@@ -61,7 +61,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     id: ct.newId(), name: o.name ?? ct.generateName(taken), image: o.image, imageId: img.id,
     chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
     created: new Date().toISOString(), args: o.args ?? [], autoRemove: !!o.rm, tty: !!o.tty,
-    restart: o.restart ?? 'no', detached: !!o.detach,
+    restart: o.restart ?? 'no', detached: !!o.detach, openStdin: o.stdin !== 'null',
   };
   for (let i = 0; ; i++) {
     try {

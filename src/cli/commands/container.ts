@@ -8,7 +8,7 @@ import { removeContainer } from '../../engine/run';
 const SUB: Record<string, string> = {
   ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart', kill: 'kill',
   rm: 'rm', logs: 'logs', exec: 'exec', inspect: 'inspect', wait: 'wait', rename: 'rename', top: 'top', pause: 'pause',
-  unpause: 'resume', export: 'export', commit: 'commit', stats: 'stats',
+  unpause: 'resume', attach: 'attach', export: 'export', commit: 'commit', stats: 'stats',
 };
 
 export default function (argv: string[], g: Globals): Promise<number> | number {

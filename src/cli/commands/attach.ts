@@ -1,0 +1,39 @@
+import { parse, str, type Globals } from '../args';
+import { findContainer } from '../../engine/containers';
+import { containerState, readExit } from '../../engine/lifecycle';
+import { connectAttach, streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS } from '../../engine/attach';
+import { kill } from '../../runtime/container';
+import { TsrunError } from '../../runtime/errors';
+
+const PROXIED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/** Forward our signals to the container's init (docker's --sig-proxy; not with a tty). Returns the undo. */
+export function proxySignals(root: string, id: string): () => void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const os = require('os') as typeof import('os');
+  const fwd = (sig: NodeJS.Signals) => { try { kill(root, id, os.constants.signals[sig], false); } catch { /* gone */ } };
+  for (const s of PROXIED) process.on(s, fwd);
+  return () => { for (const s of PROXIED) process.off(s, fwd); };
+}
+
+/** docker attach [--detach-keys K] [--no-stdin] [--sig-proxy=false] CONTAINER */
+export default async function (argv: string[], g: Globals): Promise<number> {
+  const p = parse(argv, { bool: ['no-stdin', 'sig-proxy'], str: ['detach-keys'] }, 'attach');
+  if (p.args.length !== 1) throw new TsrunError('"tsrun attach" requires exactly 1 argument: tsrun attach [OPTIONS] CONTAINER');
+  const c = findContainer(g.root, p.args[0]);
+  const st = containerState(g.root, c).status;
+  if (st === 'paused') throw new TsrunError('You cannot attach to a paused container, unpause it first');
+  if (st !== 'running' && st !== 'restarting') throw new TsrunError('You cannot attach to a stopped container, start it first');
+  const keys = parseDetachKeys(str(p, 'detach-keys') ?? DEFAULT_DETACH_KEYS);
+  const stdin = !!c.openStdin && !p.flags['no-stdin'];
+  if (stdin && c.tty && !process.stdin.isTTY) throw new TsrunError('the input device is not a TTY');
+  const sock = await connectAttach(g.root, c.id);
+  const undo = p.flags['sig-proxy'] !== false && !c.tty ? proxySignals(g.root, c.id) : () => undefined;
+  const r = await streamAttach(sock, { tty: c.tty, stdin, detachKeys: stdin ? keys : null });
+  undo();
+  if (r === 'detached') {
+    process.stderr.write('read escape sequence\n');
+    return 0;
+  }
+  return r ?? readExit(g.root, c.id)?.exitCode ?? 0;
+}
