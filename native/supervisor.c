@@ -45,6 +45,7 @@ static int conpath = -1;                 // O_PATH fd of DIR/console.sock: fd 3 
 static int cfd[2] = { -1, -1 };          // container output: stdout, stderr (tty: master in [0])
 static pid_t init_pid;                    // 0: no container process known
 static int init_status, init_done, terminating;
+static const char *p_events, *p_events_old;
 static const char *p_pidfile, *p_sock, *p_suppid, *p_suptmp, *p_exit, *p_exittmp, *p_stopped, *p_errlog;
 static char arena[8192], capbuf[16384];  // arena: the paths, packed (few pages touched)
 static size_t arena_used;
@@ -470,6 +471,23 @@ static int start_container(void) {
   return code;
 }
 
+// One line in ROOT/events.jsonl (docker's events; `tsrun events` adds the name and image).
+// code < 0: no exitCode attribute. Past 1 MiB the file becomes events.jsonl.1, as the CLI does.
+static void event(const char *action, int code) {
+  char line[512], attrs[48] = "";
+  struct timespec ts;
+  struct stat st;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (code >= 0) snprintf(attrs, sizeof attrs, "\"exitCode\":\"%d\"", code);
+  int n = snprintf(line, sizeof line, "{\"Type\":\"container\",\"Action\":\"%s\",\"Actor\":{\"ID\":\"%s\",\"Attributes\":{%s}},\"time\":%lld,\"timeNano\":%lld%09ld}\n",
+                   action, id, attrs, (long long)ts.tv_sec, (long long)ts.tv_sec, ts.tv_nsec);
+  int fd = open(p_events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0 || n >= (int)sizeof line) { logerr(errno, "open %s", p_events); if (fd >= 0) close(fd); return; }
+  if (write_all(fd, line, (size_t)n) < 0) logerr(errno, "write %s", p_events);
+  if (fstat(fd, &st) == 0 && st.st_size > (1 << 20)) rename(p_events, p_events_old);
+  close(fd);
+}
+
 static void write_exit(int code, int oom, int restarts) {
   char t[96], buf[256];
   const char *tmp = p_exittmp, *fin = p_exit;
@@ -555,6 +573,8 @@ int main(int argc, char **argv) {
   p_exit = cat3(dir, "/", "exit.json"); p_exittmp = cat3(dir, "/", ".exit.json.tmp");
   p_stopped = cat3(dir, "/", "stopped"); p_errlog = cat3(dir, "/", "supervisor.log");
   const char *p_attach = cat3(dir, "/", "attach.sock");
+  p_events = cat3(root, "/", "events.jsonl"); p_events_old = cat3(root, "/", "events.jsonl.1");
+  if (!p_events_old) fail(0, "paths too long");
   if (!p_attach || !logpath) fail(0, "paths too long");
 
   signal(SIGHUP, SIG_IGN);
@@ -624,6 +644,7 @@ int main(int argc, char **argv) {
       }
     } else {
       if (first) { snprintf(b, sizeof b, "%d", (int)init_pid); outcome("ok", b); }
+      else event("start", -1);  // a restart by the policy (the CLI reports the first start)
       while (!init_done) {  // (a second console on consock: not expected; recv_console closes it)
         serve(-1, 1, -1);
         reap(0, &dummy, &dummy);
@@ -645,6 +666,8 @@ int main(int argc, char **argv) {
                  (policy == R_ON_FAILURE && code != 0 && (max_restarts < 0 || restarts < max_restarts)));
     if (again) restarts++;
     write_exit(code, oom, restarts);
+    if (oom) event("oom", -1);
+    event("die", code);
     delete_force();
     close_container_fds();
     notify_exit(code);

@@ -31,6 +31,7 @@ export const COMMANDS: Record<string, Cmd> = {
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
   attach: () => require('./commands/attach'),
+  'docker-events': () => require('./commands/docker-events'),
   volume: () => require('./commands/volume'),
   doctor: () => require('./commands/doctor'),
   info: () => require('./commands/info'),

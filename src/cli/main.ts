@@ -74,7 +74,8 @@ Commands:
   exec      run a new process in a running container
   pause     freeze every process of a container
   resume    thaw a paused container
-  events    print a container's events and resource usage (--stats)
+  events    ID: a container's oom events and resource usage (--stats, runc's); without ID: docker's
+            events (--since --until --filter --format; follows without --until)
   update    change a running container's resources
   features  print what this runtime supports (JSON)
   plan      print every kernel step a bundle's container will get

@@ -5,6 +5,7 @@ import { TsrunError } from '../runtime/errors';
 import * as store from '../runtime/state';
 import { currentStatus, kill as runtimeKill } from '../runtime/container';
 import * as ct from './containers';
+import { containerEvent } from './events';
 
 export interface ExitInfo { exitCode: number; finishedAt: string; oomKilled: boolean; restartCount: number }
 
@@ -102,6 +103,7 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   const line = outcome.split('\n')[0];
   if (line.startsWith('ok ')) {
     ct.saveContainer(root, { ...ct.findContainer(root, c.id), startedAt: new Date().toISOString() });
+    containerEvent(root, c, 'start');
     return Number(line.slice(3));
   }
   const msg = line.startsWith('error ') ? line.slice(6) : `the supervisor of ${c.id.slice(0, 12)} failed without a word`;
@@ -114,13 +116,16 @@ export async function stopContainer(root: string, c: ct.ContainerRecord, timeout
   fs.writeFileSync(path.join(dir, 'stopped'), '');
   const st = containerState(root, c);
   if (st.status !== 'running' && st.status !== 'paused' && st.status !== 'created') return;
+  containerEvent(root, c, 'kill', { signal: String(signal) });
   try { runtimeKill(root, c.id, signal, false); } catch { /* already gone */ }
   const deadline = Date.now() + timeout * 1000;
   while (Date.now() < deadline && isUp(root, c)) await sleep(50);
   if (isUp(root, c)) {
+    containerEvent(root, c, 'kill', { signal: '9' });
     try { runtimeKill(root, c.id, 9, true); } catch { /* gone */ }
   }
   await waitGone(root, c, 10_000);
+  containerEvent(root, c, 'stop');
 }
 
 function isUp(root: string, c: ct.ContainerRecord): boolean {

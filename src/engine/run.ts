@@ -9,6 +9,7 @@ import type { ImageConfig, ImageRecord } from '../image/types';
 import { buildContainer, type RunFlags } from './spec';
 import { removeAnonymousVolumes } from './volumes';
 import * as ct from './containers';
+import { containerEvent } from './events';
 
 export interface RunImageOptions extends RunFlags {
   root: string;
@@ -80,6 +81,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
     const args = spec.process?.args ?? [];
     ct.saveContainer(o.root, { ...rec, args, ...extras });
+    containerEvent(o.root, { ...rec, ...extras }, 'create');
     return { ...rec, args, ...extras };
   } catch (e) {
     removeContainer(o.root, rec, { volumes: true });
@@ -101,7 +103,9 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       return 0;
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
+    containerEvent(o.root, rec, 'start');
     code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null' });
+    containerEvent(o.root, rec, 'die', { exitCode: String(code) });
   } catch (e) {
     removeContainer(o.root, rec, { volumes: true });
     const err = e as TsrunError;
@@ -128,6 +132,7 @@ export function removeContainer(root: string, rec: ct.ContainerRecord, opts: { v
   removeSnapshot(root, rec.id);
   if (opts.volumes || rec.autoRemove) removeAnonymousVolumes(root, rec);
   ct.releaseContainer(root, rec);
+  containerEvent(root, rec, 'destroy');
 }
 
 /** Is pid still the supervisor of this container (and not a reused pid)? */

@@ -3,6 +3,7 @@ import { loadRecord } from '../../runtime/state';
 import { currentStatus } from '../../runtime/container';
 import { loadCgroupManager } from '../../runtime/cgroups';
 import { TsrunError } from '../../runtime/errors';
+import { engineCommand } from '../load-engine';
 
 function parseDuration(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s);
@@ -12,6 +13,10 @@ function parseDuration(s: string): number {
 }
 
 export default async function (argv: string[], g: Globals): Promise<number> {
+  // docker's events: no container argument, or docker's flags; `events ID` is the runtime's (stats, oom)
+  if (!argv.some((a) => !a.startsWith('-')) || argv.some((a) => /^(--since|--until|--filter|-f|--format)(=|$)/.test(a))) {
+    return engineCommand('docker-events', argv, g);
+  }
   const p = parse(argv, { bool: ['stats'], str: ['interval'] }, 'events');
   const id = needId(p, 'events');
   const rec = loadRecord(g.root, id);

@@ -3,6 +3,7 @@ import path = require('path');
 import { parse, type Globals } from '../args';
 import { findContainer, saveContainer, listContainers } from '../../engine/containers';
 import { TsrunError } from '../../runtime/errors';
+import { containerEvent } from '../../engine/events';
 
 export default function (argv: string[], g: Globals): number {
   const p = parse(argv, {}, 'rename');
@@ -20,6 +21,7 @@ export default function (argv: string[], g: Globals): number {
     fs.writeFileSync(path.join(names, name), c.id);
   }
   saveContainer(g.root, { ...c, name });
+  containerEvent(g.root, { ...c, name }, 'rename', { oldName: '/' + c.name });
   try { fs.unlinkSync(path.join(names, c.name)); } catch { /* gone */ }
   return 0;
 }

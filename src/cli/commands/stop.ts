@@ -19,6 +19,8 @@ export default async function (argv: string[], g: Globals, restart = false): Pro
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { startDetached } = require('../../engine/lifecycle') as typeof import('../../engine/lifecycle');
         await startDetached(g.root, findContainer(g.root, c.id), { restart: c.restart, rm: c.autoRemove, tty: c.tty });
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        (require('../../engine/events') as typeof import('../../engine/events')).containerEvent(g.root, c, 'restart');
       }
       process.stdout.write(key + '\n');
     } catch (e) {
