@@ -218,12 +218,13 @@ t2('--env-file and -e: files first, -e wins; a bare KEY comes from tsrun\'s envi
   const dir = tempDir(t);
   const f = join(dir, 'env');
   writeFileSync(f, '# comment\n\nA=1\n  B=two words \nC=from-file\nFROM_HOST\nNOT_SET_ANYWHERE\nEMPTY=\n');
-  const res = await r(['run', '--rm', '--env-file', f, '-e', 'C=from-flag', '-e', 'FROM_HOST2', 'test/bb:1', 'env'],
-    { env: childEnv({ FROM_HOST: 'h1', FROM_HOST2: 'h2' }) });
+  const res = await r(['run', '--rm', '--env-file', f, '-e', 'C=from-flag', '-e', 'FROM_HOST2', '--env', 'FROM_HOST3', '--env=EMPTY_HOST', '-e', 'UNSET_BARE', 'test/bb:1', 'env'],
+    { env: childEnv({ FROM_HOST: 'h1', FROM_HOST2: 'h2', FROM_HOST3: 'h3', EMPTY_HOST: '' }) });
   t.is(res.code, 0, describe(res));
   const env = res.stdout.split('\n');
-  for (const e of ['A=1', 'B=two words ', 'C=from-flag', 'FROM_HOST=h1', 'FROM_HOST2=h2', 'EMPTY=']) t.true(env.includes(e), `${e} in\n${res.stdout}`);
+  for (const e of ['A=1', 'B=two words ', 'C=from-flag', 'FROM_HOST=h1', 'FROM_HOST2=h2', 'FROM_HOST3=h3', 'EMPTY_HOST=', 'EMPTY=']) t.true(env.includes(e), `${e} in\n${res.stdout}`);
   t.false(res.stdout.includes('NOT_SET_ANYWHERE'));
+  t.false(res.stdout.includes('UNSET_BARE'), '-e KEY with KEY unset here: not set in the container');
   t.false(env.includes('C=from-file'));
   const bad = join(dir, 'bad');
   writeFileSync(bad, 'GOOD=1\nBAD KEY=x\n');
@@ -263,7 +264,6 @@ t2('bad values: exit 125 with one line, nothing left behind', async t => {
     [['--env-file', '/no/such/env'], /open \/no\/such\/env: no such file or directory/],
     [['--stop-signal', 'NOPE'], /Invalid signal: NOPE/],
     [['--stop-timeout', 'soon'], /invalid argument "soon" for "--stop-timeout" flag/],
-    [['--init'], /--init is not supported/],
   ];
   for (const [flags, match] of cases) {
     const res = await r(['run', '--rm', ...flags, 'test/bb:1', 'true']);
@@ -294,4 +294,24 @@ t2('-i: stdin is passed to the container only with -i (docker gives it /dev/null
   const { r } = await setup(t);
   t.is((await r(['run', '--rm', '-i', 'test/bb:1', 'cat'], { input: 'typed\n' })).stdout, 'typed\n');
   t.is((await r(['run', '--rm', 'test/bb:1', 'cat'], { input: 'typed\n' })).stdout, '');
+});
+
+t2('--init: tini (bound read-only at /sbin/docker-init) is PID 1, reaps orphans, passes SIGTERM and the exit code on', async t => {
+  const { r } = await setup(t);
+  t.is(await out(t, r, ['--init'], ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline']), '/sbin/docker-init -- sh -c tr "\\0" " " < /proc/1/cmdline ');
+  t.is(await out(t, r, ['--init'], ['/probe', 'write', '/sbin/docker-init']), 'EROFS\n');
+  // an orphan (its parent exited) is reaped by PID 1
+  t.is(await out(t, r, ['--init'], ['sh', '-c', 'sh -c "sleep 0.2 & exit 0"; sleep 1; ps -o stat | grep -c ^Z; true']), '0\n');
+  t.is((await r(['run', '--rm', '--init', 'test/bb:1', 'sh', '-c', 'exit 7'])).code, 7);
+  // sleep as PID 1 would ignore SIGTERM (no handler); under tini it dies of it at once
+  const name = uniqueId('init');
+  t.is((await r(['run', '-d', '--init', '--name', name, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  const t0 = Date.now();
+  t.is((await r(['stop', '-t', '20', name])).code, 0);
+  t.true(Date.now() - t0 < 8000, `stop took ${Date.now() - t0} ms: SIGTERM did not reach sleep`);
+  t.is((await inspect(r, name)).State.ExitCode, 143);
+  t.is((await r(['rm', name])).code, 0);
+  const missing = await r(['run', '--rm', '--init', 'test/bb:1', 'true'], { env: { ...childEnv(), TSRUN_INIT_BINARY: '/nonexistent/tini' } });
+  t.is(missing.code, 125);
+  assertCliError(t, missing, { match: /--init: no static init binary .*apt-get install tini/ });
 });

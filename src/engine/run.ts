@@ -79,7 +79,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
     const { spec, extras } = buildContainer(config, rootfs, rec.id, o);
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
-    const args = spec.process?.args ?? [];
+    const args = (spec.process?.args ?? []).slice(o.init ? 2 : 0); // the command, without --init's tini
     ct.saveContainer(o.root, { ...rec, args, ...extras });
     containerEvent(o.root, { ...rec, ...extras }, 'create');
     return { ...rec, args, ...extras };

@@ -51,6 +51,19 @@ export interface RunFlags {
   stopTimeout?: number;
   /** 'null': the container's stdin is /dev/null (docker run without -i) */
   stdin?: 'null';
+  /** --init: a static tini, bound read-only at /sbin/docker-init, runs as PID 1 before the command */
+  init?: boolean;
+}
+
+export const INIT_PATH = '/sbin/docker-init';
+
+/** The host's static tini (Debian's tini package), or TSRUN_INIT_BINARY. */
+export function initBinary(): string {
+  const candidates = process.env.TSRUN_INIT_BINARY ? [process.env.TSRUN_INIT_BINARY] : ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/docker/docker-init'];
+  for (const p of candidates) {
+    try { if (fs.statSync(p).isFile()) return p; } catch { /* next */ }
+  }
+  throw new TsrunError(`--init: no static init binary (${candidates.join(', ')}): install the tini package (apt-get install tini), or set TSRUN_INIT_BINARY`, 125);
 }
 
 /** What the engine records about a container beside its config.json (fields of ContainerRecord). */
@@ -77,6 +90,7 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
   if (f.args && f.args.length) cmd = f.args;
   const args = [...entrypoint, ...cmd];
   if (!args.length) throw new TsrunError('No command specified', 125);
+  const init = f.init ? initBinary() : undefined;
   const env = mergeEnv([...(c.Env ?? [DEFAULT_PATH]), ...(f.env ?? [])]);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (f.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
@@ -114,7 +128,7 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
     process: {
       terminal: !!f.tty,
       user,
-      args,
+      args: init ? [INIT_PATH, '--', ...args] : args,
       env,
       cwd: f.workdir || c.WorkingDir || '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
@@ -124,7 +138,8 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
     root: { path: rootfs, readonly: !!f.readonly },
     hostname: f.hostname ?? id.slice(0, 12),
     // a user's mount replaces the default one at the same place (e.g. --tmpfs /dev/shm)
-    mounts: [...defaults.filter((m) => !userDest.has(m.destination)), ...userMounts],
+    mounts: [...defaults.filter((m) => !userDest.has(m.destination)), ...userMounts,
+      ...(init ? [{ destination: INIT_PATH, type: 'bind', source: init, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] : [])],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }, { type: 'cgroup' }],
       resources,

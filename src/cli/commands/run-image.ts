@@ -43,7 +43,6 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
   if (p.flags.rm && str(p, 'restart') && str(p, 'restart') !== 'no') throw new TsrunError('Conflicting options: --restart and --rm', 125);
   const pull = str(p, 'pull') ?? 'missing';
   if (!['missing', 'always', 'never'].includes(pull)) throw new TsrunError(`invalid pull option: '${pull}': must be one of "always", "missing", "never"`, 125);
-  if (p.flags.init) throw new TsrunError('--init is not supported: tsrun has no init binary (docker-init) to run as PID 1', 125);
   const list = (name: string) => (p.flags[name] as string[] | undefined) ?? [];
 
   // environment: --env-file entries first, then -e (docker's order)
@@ -107,6 +106,7 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(str(p, 'stop-timeout') !== undefined ? { stopTimeout: intFlag(p, 'stop-timeout') } : {}),
     ...(p.flags.interactive ? {} : { stdin: 'null' as const }),
+    ...(p.flags.init ? { init: true } : {}),
   };
 }
 
