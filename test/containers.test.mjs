@@ -184,3 +184,32 @@ t2('a `run -d` killed at any moment leaves nothing that `rm -f` does not repair'
   const sups = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter(l => l.includes('tsrun-supervisor') && l.includes(root));
   t.deepEqual(sups, [], 'supervisors left');
 });
+
+t2('stats streams (a new table every second), several containers, -a, --format', async t => {
+  const { r } = await setup(t);
+  const a = uniqueId('sta'), b = uniqueId('stb'), c = uniqueId('stc');
+  t.is((await r(['run', '-d', '--name', a, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  t.is((await r(['run', '-d', '--name', b, 'test/bb:1', 'sh', '-c', 'while :; do :; done'])).code, 0);
+  t.is((await r(['create', '--name', c, 'test/bb:1', 'true'])).code, 0);
+  const s = r.spawn(['stats', '--format', '{{.Name}} {{.PIDs}} {{.CPUPerc}}', a, b]);
+  await s.waitFor(new RegExp(`${a} 1 .*\\n${b} 1 (\\d+\\.\\d\\d)%\\n`), 15_000);
+  t.is((await r(['exec', '-d', a, 'sleep', '1000'])).code, 0);
+  await s.waitFor(new RegExp(`${a} 2 `), 15_000); // a later refresh sees the exec'd process
+  s.kill('SIGINT');
+  const res = await s.done;
+  t.is(res.code, 0, describe(res));
+  const lines = res.stdout.trim().split('\n');
+  t.true(lines.length >= 4, res.stdout);
+  const busy = lines.filter(l => l.startsWith(b + ' ')).map(l => Number(/ ([\d.]+)%$/.exec(l)[1]));
+  t.true(busy.some(x => x > 20), `the busy loop's CPU %: ${busy}`);
+  // -a: the created one too, with dashes; a table with the chosen columns
+  const all = await r(['stats', '--no-stream', '-a', '--format', 'table {{.Name}}\t{{.MemPerc}}\t{{.PIDs}}']);
+  t.is(all.code, 0, describe(all));
+  t.regex(all.stdout, /^NAME\s+MEM %\s+PIDS\n/);
+  t.regex(all.stdout, new RegExp(`\\n${c}\\s+--\\s+--\\n`));
+  t.regex(all.stdout, new RegExp(`\\n${a}\\s+[\\d.]+%\\s+2\\n`));
+  const running = await r(['stats', '--no-stream', '--format', '{{json .}}']);
+  const objs = running.stdout.trim().split('\n').map(l => JSON.parse(l));
+  t.deepEqual(objs.map(o => o.Name).sort(), [a, b].sort(), 'without -a: only the running ones');
+  t.deepEqual(Object.keys(objs[0]), ['Container', 'ID', 'Name', 'CPUPerc', 'MemUsage', 'MemPerc', 'NetIO', 'BlockIO', 'PIDs']);
+});

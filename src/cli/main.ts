@@ -96,7 +96,7 @@ Containers (docker's commands; a name or id prefix works wherever an id does):
   ps [-a -q --format --filter], logs [-f --tail -t --since], stop [-t], restart, start [-a], kill [-s],
   create IMAGE, wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect, rename, top,
   attach [--detach-keys --no-stdin --sig-proxy] (ctrl-p ctrl-q detaches),
-  stats --no-stream, container prune (and "container SUBCOMMAND" for all of these)
+  stats [-a --no-stream --format], events, container prune (and "container SUBCOMMAND" for all of these)
 
 Global options:
   --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)
