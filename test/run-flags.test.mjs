@@ -80,6 +80,13 @@ t2('named volume: created on first use with the image content, persists across c
   const busy = await r(['volume', 'rm', 'data']);
   t.is(busy.code, 1, describe(busy));
   t.regex(busy.stderr, /remove data: volume is in use - \[[0-9a-f]{64}\]/);
+  // -f does not override it (docker's -f only ignores unknown names); the other names are removed
+  t.is((await r(['volume', 'create', 'spare'])).code, 0);
+  const forced = await r(['volume', 'rm', '-f', 'data', 'spare', 'nope']);
+  t.is(forced.code, 1, describe(forced));
+  t.is(forced.stdout, 'spare\n');
+  t.regex(forced.stderr, /^Error response from daemon: remove data: volume is in use - \[[0-9a-f]{64}\]\n$/);
+  t.true(existsSync(join(root, 'volumes', 'data')), 'rm -f removed a volume in use');
   t.is((await r(['rm', name])).code, 0);
   t.is((await r(['volume', 'rm', 'data', 'etc'])).stdout, 'data\netc\n');
   const gone = await r(['volume', 'inspect', 'data']);

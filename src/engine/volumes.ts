@@ -176,11 +176,14 @@ export function volumeUsers(root: string, name: string, exceptId?: string): stri
   return out;
 }
 
-/** `volume rm`: refuses a volume in use unless force; throws for an unknown name. */
-export function removeVolume(root: string, name: string, force = false): void {
+/**
+ * `volume rm`: throws for an unknown name, and refuses a volume a container uses, with -f too
+ * (docker's VolumeRm: force only makes an unknown name not an error; the caller handles that).
+ */
+export function removeVolume(root: string, name: string): void {
   if (!getVolume(root, name)) throw new TsrunError(`get ${name}: no such volume`);
   const users = volumeUsers(root, name);
-  if (users.length && !force) throw new TsrunError(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+  if (users.length) throw new TsrunError(`remove ${name}: volume is in use - [${users.join(', ')}]`);
   deleteVolumeDir(root, name);
 }
 

@@ -145,7 +145,7 @@ function rm(argv: string[], g: Globals): number {
   for (const name of p.args) {
     try {
       if (p.flags.force && !vol.getVolume(g.root, name)) continue; // -f: an unknown name is not an error
-      vol.removeVolume(g.root, name, !!p.flags.force);
+      vol.removeVolume(g.root, name); // in use: refused with -f too, as docker does
       process.stdout.write(name + '\n');
     } catch (e) {
       daemonError(e);
