@@ -41,3 +41,37 @@ t2('run -it: a pty with the window size, ^C reaches the container, the exit code
   await waitFor(() => { try { return readFileSync(out, 'utf8').includes('EXIT=7'); } catch { return false; } }, { timeout: 15_000, what: 'exit status 7' });
   t.deepEqual(mountsUnder(root), []);
 });
+
+t2('exec -it: a pty with the window size, ^C reaches the exec\'d process, the exit code comes back', async t => {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/tty:1'])).code, 0);
+  const name = uniqueId('ex');
+  t.is((await r(['run', '-d', '--name', name, 'test/tty:1', 'sleep', '1000'])).code, 0);
+  t.teardown(() => r(['rm', '-f', name]));
+  const session = uniqueId('extty');
+  const out = join(tempDir(t), 'exit');
+  tmux('new-session', '-d', '-s', session, '-x', '110', '-y', '35',
+    `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} exec -it ${name} sh; echo EXIT=$? > ${out}; sleep 60`);
+  t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
+  const screen = () => tmux('capture-pane', '-t', session, '-p');
+  await waitFor(() => screen().includes('#'), { timeout: 20_000, what: 'the shell prompt' });
+  tmux('send-keys', '-t', session, 'tty; stty size; echo pid=$$', 'Enter');
+  await waitFor(() => /35 110/.test(screen()), { what: 'stty size 35 110' });
+  t.regex(screen(), /\/dev\/pts\/\d+/);
+  t.notRegex(screen(), /pid=1\b/, 'the exec\'d shell is not the container\'s init');
+  tmux('resize-window', '-t', session, '-x', '75', '-y', '22');
+  await sleep(300);
+  tmux('send-keys', '-t', session, 'stty size', 'Enter');
+  await waitFor(() => /22 75/.test(screen()), { what: 'the new size 22 75' });
+  tmux('send-keys', '-t', session, 'sleep 30; echo after-sleep-$?', 'Enter');
+  await sleep(400);
+  tmux('send-keys', '-t', session, 'C-c');
+  await waitFor(() => /\^C/.test(screen()), { what: '^C echoed' });
+  tmux('send-keys', '-t', session, 'exit 5', 'Enter');
+  await waitFor(() => { try { return readFileSync(out, 'utf8').includes('EXIT=5'); } catch { return false; } }, { timeout: 15_000, what: 'exit status 5' });
+  const st = JSON.parse((await r(['inspect', name])).stdout)[0].State;
+  t.is(st.Status, 'running', 'the container outlives its exec');
+});
