@@ -213,3 +213,32 @@ t2('stats streams (a new table every second), several containers, -a, --format',
   t.deepEqual(objs.map(o => o.Name).sort(), [a, b].sort(), 'without -a: only the running ones');
   t.deepEqual(Object.keys(objs[0]), ['Container', 'ID', 'Name', 'CPUPerc', 'MemUsage', 'MemPerc', 'NetIO', 'BlockIO', 'PIDs']);
 });
+
+t2('ps -n/-l/--size/--filter label, logs --until, wait on several containers (an unknown one reported)', async t => {
+  const { r } = await setup(t);
+  const a = uniqueId('pa'), b = uniqueId('pb'), c = uniqueId('pc');
+  t.is((await r(['run', '--name', a, '-l', 'k=1', 'test/bb:1', 'sh', '-c', 'dd if=/dev/zero of=/f bs=1k count=300 2>/dev/null'])).code, 0);
+  await new Promise(res => setTimeout(res, 20));
+  t.is((await r(['run', '-d', '--name', b, 'test/bb:1', 'sh', '-c', 'echo early; sleep 2; echo late; exit 4'])).code, 0);
+  await new Promise(res => setTimeout(res, 20));
+  t.is((await r(['create', '--name', c, 'test/bb:1', 'true'])).code, 0);
+  t.is((await r(['ps', '-l', '--format', '{{.Names}}'])).stdout, `${c}\n`, '-l: the latest, in any state');
+  t.is((await r(['ps', '-n', '2', '--format', '{{.Names}}'])).stdout, `${c}\n${b}\n`);
+  t.is((await r(['ps', '-a', '--filter', 'label=k=1', '--format', '{{.Names}}'])).stdout, `${a}\n`);
+  t.is((await r(['ps', '-a', '--filter', 'label=k', '--format', '{{.Names}}'])).stdout, `${a}\n`);
+  const size = await r(['ps', '-a', '--size', '--filter', `name=${a}`]);
+  t.regex(size.stdout, /^CONTAINER ID .* NAMES\s+SIZE\n/);
+  t.regex(size.stdout, /\s30\dkB \(virtual [\d.]+MB\)\n$/);
+  const bad = await r(['ps', '-n', 'x']);
+  t.not(bad.code, 0);
+  // logs --until: what was logged before a time
+  await waitFor(async () => (await r(['logs', b])).stdout.includes('early'), { what: 'early' });
+  const mid = new Date().toISOString();
+  const w = await r(['wait', b, 'no-such-container', a]);
+  t.is(w.stdout, '4\n0\n');
+  t.regex(w.stderr, /No such container: no-such-container/);
+  t.is(w.code, 1);
+  t.is((await r(['logs', '--until', mid, b])).stdout, 'early\n');
+  t.is((await r(['logs', '--since', mid, b])).stdout, 'late\n');
+  t.is((await r(['logs', '--until', '0s', b])).stdout, 'early\nlate\n');
+});

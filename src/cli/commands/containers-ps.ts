@@ -1,35 +1,64 @@
 import { parse, str, type Globals } from '../args';
-import { listContainers } from '../../engine/containers';
+import { listContainers, containerPath } from '../../engine/containers';
 import { containerState, statusText } from '../../engine/lifecycle';
-import { table, ago, humanDuration } from '../format';
+import { table, ago, humanDuration, humanSize } from '../format';
 import { familiar } from '../../image/ops';
 import { renderTemplate } from './inspect';
+import { TsrunError } from '../../runtime/errors';
+
+/** docker's SIZE column: the writable layer, and with the image ("virtual"). */
+function sizeOf(g: Globals, c: { id: string; imageId: string }, imageSizes: Map<string, number>): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { du } = require('./system') as typeof import('./system');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require('path') as typeof import('path');
+  const rw = du(path.join(containerPath(g.root, c.id), 'upper'));
+  return `${humanSize(rw)} (virtual ${humanSize(rw + (imageSizes.get(c.imageId) ?? 0))})`;
+}
+
+function labelMatch(labels: Record<string, string>, v: string): boolean {
+  const i = v.indexOf('=');
+  return i < 0 ? v in labels : labels[v.slice(0, i)] === v.slice(i + 1);
+}
 
 /** docker ps: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES. */
 export default function (argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['all', 'quiet', 'no-trunc', 'latest', 'size'], str: ['format', 'last'], multi: ['filter'], alias: { a: 'all', q: 'quiet', l: 'latest', n: 'last', f: 'filter', s: 'size' } }, 'ps');
   const filters = ((p.flags.filter as string[]) ?? []).map((f) => { const i = f.indexOf('='); return [f.slice(0, i), f.slice(i + 1)]; });
-  const rows = listContainers(g.root).sort((a, b) => (b.created > a.created ? 1 : -1)).map((c) => ({ c, s: containerState(g.root, c) }))
-    .filter(({ c, s }) => (p.flags.all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
+  // -n N / -l: the N last created containers, in any state (as -a)
+  const lastRaw = p.flags.latest ? '1' : str(p, 'last');
+  if (lastRaw !== undefined && !/^-?\d+$/.test(lastRaw)) throw new TsrunError(`invalid argument "${lastRaw}" for "-n, --last" flag: strconv.ParseInt: parsing "${lastRaw}": invalid syntax`);
+  const last = lastRaw === undefined || Number(lastRaw) < 0 ? undefined : Number(lastRaw);
+  const sorted = listContainers(g.root).sort((a, b) => (b.created > a.created ? 1 : -1));
+  const rows = (last !== undefined && last > 0 ? sorted.slice(0, last) : sorted).map((c) => ({ c, s: containerState(g.root, c) }))
+    .filter(({ c, s }) => (p.flags.all || (last !== undefined && last > 0) || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
       && filters.every(([k, v]) => (k === 'name' ? c.name.includes(v) : k === 'id' ? c.id.startsWith(v) : k === 'status' ? s.status === v
-        : k === 'ancestor' ? c.image === v || c.imageId.includes(v) : k === 'label' ? true : k === 'exited' ? String(s.exit?.exitCode) === v : true)));
+        : k === 'ancestor' ? c.image === v || c.imageId.includes(v) : k === 'label' ? labelMatch(c.labels ?? {}, v) : k === 'exited' ? String(s.exit?.exitCode) === v : true)));
   const noTrunc = !!p.flags['no-trunc'];
   const cmd = (c: (typeof rows)[0]['c']) => {
     const s = c.args.join(' ');
     return JSON.stringify(noTrunc || s.length <= 20 ? s : s.slice(0, 19) + '…');
   };
   const format = str(p, 'format');
+  let imageSizes = new Map<string, number>();
+  if (p.flags.size) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ImageStore } = require('../../image/store') as typeof import('../../image/store');
+    imageSizes = new Map(new ImageStore(g.root).list().map((i) => [i.id, i.size]));
+  }
   if (p.flags.quiet) {
     process.stdout.write(rows.map(({ c }) => (noTrunc ? c.id : c.id.slice(0, 12)) + '\n').join(''));
   } else if (format) {
     for (const { c, s } of rows) {
       const o = { ID: noTrunc ? c.id : c.id.slice(0, 12), Image: familiar(c.image), Command: cmd(c), CreatedAt: c.created, RunningFor: ago(c.created).replace(/ ago$/, ''),
-        Status: statusText(s, ago, humanDuration), State: s.status, Ports: '', Names: c.name };
+        Status: statusText(s, ago, humanDuration), State: s.status, Ports: '', Names: c.name, Labels: Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+        ...(p.flags.size ? { Size: sizeOf(g, c, imageSizes) } : {}) };
       process.stdout.write((format === 'json' || format === '{{json .}}' ? JSON.stringify(o) : renderTemplate(format, o)) + '\n');
     }
   } else {
-    process.stdout.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-      ...rows.map(({ c, s }) => [noTrunc ? c.id : c.id.slice(0, 12), c.image, cmd(c), ago(c.created), statusText(s, ago, humanDuration), '', c.name])]));
+    const size = !!p.flags.size;
+    process.stdout.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', ...(size ? ['SIZE'] : [])],
+      ...rows.map(({ c, s }) => [noTrunc ? c.id : c.id.slice(0, 12), c.image, cmd(c), ago(c.created), statusText(s, ago, humanDuration), '', c.name, ...(size ? [sizeOf(g, c, imageSizes)] : [])])]));
   }
   return 0;
 }

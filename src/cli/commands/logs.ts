@@ -5,12 +5,13 @@ import { findContainer, containerPath } from '../../engine/containers';
 import { containerState, sleep } from '../../engine/lifecycle';
 import { TsrunError } from '../../runtime/errors';
 
-function since(v: string | undefined): number {
+/** --since/--until: a duration back from now (10m, 1h), unix seconds, or RFC 3339; ms since the epoch. */
+function since(v: string | undefined, flag = 'since'): number {
   if (!v) return 0;
   const rel = /^(\d+)(s|m|h)$/.exec(v);
   if (rel) return Date.now() - Number(rel[1]) * ({ s: 1000, m: 60000, h: 3600000 } as Record<string, number>)[rel[2]];
   const t = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v);
-  if (Number.isNaN(t)) throw new TsrunError(`invalid value for "since": ${v}`);
+  if (Number.isNaN(t)) throw new TsrunError(`invalid value for "${flag}": ${v}`);
   return t;
 }
 
@@ -20,6 +21,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const c = findContainer(g.root, p.args[0]);
   const file = path.join(containerPath(g.root, c.id), `${c.id}-json.log`);
   const from = since(str(p, 'since'));
+  const to = since(str(p, 'until'), 'until');
   const tail = str(p, 'tail');
   const ts = !!p.flags.timestamps;
   const emit = (line: string) => {
@@ -27,6 +29,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     let e: { log: string; stream: string; time: string };
     try { e = JSON.parse(line); } catch { return; }
     if (from && Date.parse(e.time) < from) return;
+    if (to && Date.parse(e.time) > to) return;
     const text = (ts ? e.time + ' ' : '') + e.log;
     (e.stream === 'stderr' ? process.stderr : process.stdout).write(text);
   };
@@ -55,8 +58,9 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     for (const l of sel) emit(l);
   };
   readMore(true);
-  if (p.flags.follow) {
+  if (p.flags.follow && !(to && to <= Date.now())) {
     for (;;) {
+      if (to && Date.now() > to) break; // --until in the future: follow until then
       const st = containerState(g.root, c).status;
       readMore(false);
       if (st !== 'running' && st !== 'restarting' && st !== 'paused') { await sleep(50); readMore(false); break; }

@@ -7,7 +7,7 @@ import { ImageStore } from '../../image/store';
 import { listContainers, containerPath } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
 
-function du(p: string): number {
+export function du(p: string): number {
   let total = 0;
   const walk = (d: string) => {
     let entries: fs.Dirent[];
