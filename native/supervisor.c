@@ -643,8 +643,8 @@ int main(int argc, char **argv) {
         return 125;
       }
     } else {
+      event("start", -1);  // here, not in the CLI: before the die of a container that exits at once
       if (first) { snprintf(b, sizeof b, "%d", (int)init_pid); outcome("ok", b); }
-      else event("start", -1);  // a restart by the policy (the CLI reports the first start)
       while (!init_done) {  // (a second console on consock: not expected; recv_console closes it)
         serve(-1, 1, -1);
         reap(0, &dummy, &dummy);

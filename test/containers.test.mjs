@@ -219,7 +219,7 @@ t2('ps -n/-l/--size/--filter label, logs --until, wait on several containers (an
   const a = uniqueId('pa'), b = uniqueId('pb'), c = uniqueId('pc');
   t.is((await r(['run', '--name', a, '-l', 'k=1', 'test/bb:1', 'sh', '-c', 'dd if=/dev/zero of=/f bs=1k count=300 2>/dev/null'])).code, 0);
   await new Promise(res => setTimeout(res, 20));
-  t.is((await r(['run', '-d', '--name', b, 'test/bb:1', 'sh', '-c', 'echo early; sleep 2; echo late; exit 4'])).code, 0);
+  t.is((await r(['run', '-d', '--name', b, 'test/bb:1', 'sh', '-c', 'echo early; while [ ! -e /go ]; do sleep 0.05; done; echo late; exit 4'])).code, 0);
   await new Promise(res => setTimeout(res, 20));
   t.is((await r(['create', '--name', c, 'test/bb:1', 'true'])).code, 0);
   t.is((await r(['ps', '-l', '--format', '{{.Names}}'])).stdout, `${c}\n`, '-l: the latest, in any state');
@@ -233,7 +233,10 @@ t2('ps -n/-l/--size/--filter label, logs --until, wait on several containers (an
   t.not(bad.code, 0);
   // logs --until: what was logged before a time
   await waitFor(async () => (await r(['logs', b])).stdout.includes('early'), { what: 'early' });
+  await new Promise(res => setTimeout(res, 50));
   const mid = new Date().toISOString();
+  await new Promise(res => setTimeout(res, 50));
+  t.is((await r(['exec', b, 'touch', '/go'])).code, 0);
   const w = await r(['wait', b, 'no-such-container', a]);
   t.is(w.stdout, '4\n0\n');
   t.regex(w.stderr, /No such container: no-such-container/);

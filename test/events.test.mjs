@@ -60,3 +60,20 @@ t2('events without --until follows new events until interrupted', async t => {
   t.is(res.stdout, 'create\nstart\ndie\ndestroy\n');
   t.is(res.code, 0, describe(res));
 });
+
+t2('image events: tag, untag, delete', async t => {
+  const { r } = await withEngineImage(t);
+  t.is((await r(['tag', 'test/bb:1', 'test/other:2'])).code, 0);
+  t.is((await r(['rmi', 'test/other:2'])).code, 0);
+  t.is((await r(['rmi', 'test/bb:1'])).code, 0);
+  const res = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.id}}']);
+  t.is(res.code, 0, describe(res));
+  const lines = res.stdout.trim().split('\n');
+  t.is(lines.length, 4, res.stdout);
+  t.regex(lines[0], /^tag test\/other:2 sha256:[0-9a-f]{64}$/);
+  t.regex(lines[1], /^untag test\/other:2 sha256:[0-9a-f]{64}$/);
+  t.regex(lines[2], /^untag test\/bb:1 sha256:[0-9a-f]{64}$/);
+  t.regex(lines[3], /^delete <no value> sha256:[0-9a-f]{64}$/);
+  const id = lines[0].split(' ')[2];
+  t.true(lines.every(l => l.endsWith(id)), 'the same image id');
+});

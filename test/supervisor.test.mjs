@@ -265,17 +265,18 @@ test('restart always: restarts until DIR/stopped exists; with it, no restart', a
   t.is(exitJson(s2).restartCount, 0);
 });
 
-test('--rm: rm -f after delete, supervisor.pid already gone; oomKilled from state; oom and die events', async t => {
+test('--rm: rm -f after delete, supervisor.pid already gone; oomKilled from state; start, oom and die events', async t => {
   const s = setup(t, { cmd: 'exit 1', env: { FAKE_OOM: 'true' } });
   const run = launch(t, s, ['--rm']);
   await run.outcome;
   t.is((await run.done).supervisor.code, 0);
   t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')).slice(-2), ['delete --force c1', 'rm -f c1']);
   t.is(exitJson(s).oomKilled, true);
-  // docker's events: oom, then die with the exit code, in ROOT/events.jsonl
+  // docker's events: start, oom, then die with the exit code, in ROOT/events.jsonl
   const ev = readFileSync(join(s.root, 'events.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));
-  t.deepEqual(ev.map(e => [e.Type, e.Action, e.Actor.ID, e.Actor.Attributes]), [['container', 'oom', 'c1', {}], ['container', 'die', 'c1', { exitCode: '1' }]]);
-  t.is(Math.floor(ev[1].timeNano / 1e9), ev[1].time);
+  t.deepEqual(ev.map(e => [e.Type, e.Action, e.Actor.ID, e.Actor.Attributes]),
+    [['container', 'start', 'c1', {}], ['container', 'oom', 'c1', {}], ['container', 'die', 'c1', { exitCode: '1' }]]);
+  t.is(Math.floor(ev[2].timeNano / 1e9), ev[2].time);
 });
 
 test('a failing create: error <message> on fd 3, delete --force, exit 125', async t => {

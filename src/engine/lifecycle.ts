@@ -103,8 +103,7 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   const line = outcome.split('\n')[0];
   if (line.startsWith('ok ')) {
     ct.saveContainer(root, { ...ct.findContainer(root, c.id), startedAt: new Date().toISOString() });
-    containerEvent(root, c, 'start');
-    return Number(line.slice(3));
+    return Number(line.slice(3)); // the supervisor wrote the start event
   }
   const msg = line.startsWith('error ') ? line.slice(6) : `the supervisor of ${c.id.slice(0, 12)} failed without a word`;
   throw new TsrunError(msg.replace(/^tsrun: /, ''), /executable file not found|no such file/.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 125);

@@ -81,7 +81,9 @@ export default async function (argv: string[], g: Globals): Promise<number> {
       return;
     }
     const o = {
-      ...(e.Type === 'container' ? { status: e.Action, id: e.Actor.ID, from: e.Actor.Attributes.image } : {}),
+      // docker's legacy fields: status and id for containers and images, from for containers
+      ...(e.Type === 'container' || e.Type === 'image' ? { status: e.Action, id: e.Actor.ID } : {}),
+      ...(e.Type === 'container' ? { from: e.Actor.Attributes.image } : {}),
       Type: e.Type, Action: e.Action, Actor: e.Actor, scope: 'local', time: e.time, timeNano: 0,
     };
     // timeNano is beyond 2^53: written from the bigint

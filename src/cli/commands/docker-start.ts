@@ -1,7 +1,7 @@
 import { parse, str, type Globals } from '../args';
 import { findContainer } from '../../engine/containers';
-import { startDetached, readExit } from '../../engine/lifecycle';
-import { streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, AttachConnection } from '../../engine/attach';
+import { startDetached, readExit, containerState } from '../../engine/lifecycle';
+import { streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, AttachConnection, connectAttach } from '../../engine/attach';
 import { TsrunError } from '../../runtime/errors';
 import { proxySignals } from './attach';
 
@@ -14,8 +14,11 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   for (const k of p.args) {
     try {
       const c = findContainer(g.root, k);
+      const st = containerState(g.root, c).status;
+      const up = st === 'running' || st === 'paused' || st === 'restarting';
       if (!attach) {
-        await startDetached(g.root, c, { restart: c.restart, rm: c.autoRemove, tty: c.tty });
+        // docker: starting a running container does nothing
+        if (!up) await startDetached(g.root, c, { restart: c.restart, rm: c.autoRemove, tty: c.tty });
         process.stdout.write(k + '\n');
         continue;
       }
@@ -23,8 +26,9 @@ export default async function (argv: string[], g: Globals): Promise<number> {
       if (stdin && c.tty && !process.stdin.isTTY) throw new TsrunError('the input device is not a TTY');
       const keys = parseDetachKeys(str(p, 'detach-keys') ?? DEFAULT_DETACH_KEYS);
       let conn: AttachConnection | undefined;
-      // attached before the container starts: none of its output is missed
-      await startDetached(g.root, c, { restart: c.restart, rm: c.autoRemove, tty: c.tty, attach: (s) => { conn = new AttachConnection(s); } });
+      // attached before the container starts: none of its output is missed (a running one: attach)
+      if (up) conn = await connectAttach(g.root, c.id);
+      else await startDetached(g.root, c, { restart: c.restart, rm: c.autoRemove, tty: c.tty, attach: (s) => { conn = new AttachConnection(s); } });
       const undo = c.tty ? () => undefined : proxySignals(g.root, c.id);
       const r = await streamAttach(conn!, { tty: c.tty, stdin, closeStdin: true, detachKeys: stdin ? keys : null });
       undo();

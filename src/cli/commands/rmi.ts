@@ -1,5 +1,6 @@
 import { parse, type Globals } from '../args';
-import { openStore, removeImage } from '../../image/ops';
+import { openStore, removeImage, resolveImage } from '../../image/ops';
+import { logEvent } from '../../engine/events';
 import { TsrunError } from '../../runtime/errors';
 
 export default function (argv: string[], g: Globals): number {
@@ -9,7 +10,15 @@ export default function (argv: string[], g: Globals): number {
   let code = 0;
   for (const key of p.args) {
     try {
-      process.stdout.write(removeImage(g.root, store, key, !!p.flags.force).join('\n') + '\n');
+      let id = '';
+      try { id = resolveImage(store, key).id; } catch { /* removeImage reports it */ }
+      const lines = removeImage(g.root, store, key, !!p.flags.force);
+      process.stdout.write(lines.join('\n') + '\n');
+      // docker's image events: untag NAME, delete ID
+      for (const l of lines) {
+        const m = /^(Untagged|Deleted): (.*)$/.exec(l);
+        if (m) logEvent(g.root, 'image', m[1] === 'Untagged' ? 'untag' : 'delete', m[1] === 'Deleted' ? m[2] : id, m[1] === 'Untagged' ? { name: m[2] } : {});
+      }
     } catch (e) {
       if (p.args.length === 1) throw e;
       process.stderr.write(`Error response from daemon: ${(e as Error).message}\n`);
