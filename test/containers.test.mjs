@@ -229,6 +229,12 @@ t2('ps -n/-l/--size/--filter label, logs --until, wait on several containers (an
   const size = await r(['ps', '-a', '--size', '--filter', `name=${a}`]);
   t.regex(size.stdout, /^CONTAINER ID .* NAMES\s+SIZE\n/);
   t.regex(size.stdout, /\s30\dkB \(virtual [\d.]+MB\)\n$/);
+  // top passes ps options on (and keeps only the container's processes)
+  const top = await r(['top', b, '-o', 'pid,args']);
+  t.is(top.code, 0, describe(top));
+  t.regex(top.stdout, /^\s*PID COMMAND\n(\s*\d+ .*\n)+$/);
+  t.regex(top.stdout, /sh -c echo early/);
+  t.notRegex(top.stdout, /ava|node /);
   const bad = await r(['ps', '-n', 'x']);
   t.not(bad.code, 0);
   // logs --until: what was logged before a time

@@ -75,3 +75,24 @@ t2('exec -it: a pty with the window size, ^C reaches the exec\'d process, the ex
   const st = JSON.parse((await r(['inspect', name])).stdout)[0].State;
   t.is(st.Status, 'running', 'the container outlives its exec');
 });
+
+t2('stats on a terminal redraws in place (the screen is cleared before each table)', async t => {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/tty:1'])).code, 0);
+  const name = uniqueId('stt');
+  t.is((await r(['run', '-d', '--name', name, 'test/tty:1', 'sleep', '1000'])).code, 0);
+  t.teardown(() => r(['rm', '-f', name]));
+  const session = uniqueId('sttty');
+  tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '30', `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} stats ${name}; sleep 60`);
+  t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
+  const screen = () => tmux('capture-pane', '-t', session, '-p');
+  await waitFor(() => screen().includes(name), { timeout: 15_000, what: 'the first table' });
+  await sleep(3500); // three more refreshes
+  const s = screen();
+  t.is(s.split('\n').filter(l => l.startsWith('CONTAINER ID')).length, 1, s);
+  t.regex(s, /^CONTAINER ID\s+NAME\s+CPU %/);
+  t.regex(s, new RegExp(`\\s${name}\\s+\\d+\\.\\d\\d%\\s`));
+});
