@@ -40,8 +40,8 @@ enum { R_NO, R_ALWAYS, R_UNLESS_STOPPED, R_ON_FAILURE };
 static const char *id, *dir, *root, *tsrun, *node, *logpath;
 static int suppid_written, policy = R_NO, max_restarts = -1, opt_rm, opt_tty, opt_stdin;
 static int outfd = -1, errlog = -1, logfd = -1, sigfd = -1, consock = -1, attsock = -1;
-static int sin_fd = -1, sin_close;
-static int conpath = -1;                 // O_PATH fd of DIR/console.sock: fd 3 of `tsrun create`       // the stdin pipe's write end (not a tty); close it once flushed
+static int sin_fd = -1, sin_close;       // the stdin pipe's write end (not a tty); close it once flushed
+static int conpath = -1;                 // O_PATH fd of DIR/console.sock: fd 3 of `tsrun create`
 static int cfd[2] = { -1, -1 };          // container output: stdout, stderr (tty: master in [0])
 static pid_t init_pid;                    // 0: no container process known
 static int init_status, init_done, terminating;
@@ -574,8 +574,7 @@ int main(int argc, char **argv) {
   p_stopped = cat3(dir, "/", "stopped"); p_errlog = cat3(dir, "/", "supervisor.log");
   const char *p_attach = cat3(dir, "/", "attach.sock");
   p_events = cat3(root, "/", "events.jsonl"); p_events_old = cat3(root, "/", "events.jsonl.1");
-  if (!p_events_old) fail(0, "paths too long");
-  if (!p_attach || !logpath) fail(0, "paths too long");
+  if (!p_events_old || !logpath) fail(0, "paths too long");  // (cat3 fails once the arena is full)
 
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
