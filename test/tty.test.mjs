@@ -96,3 +96,33 @@ t2('stats on a terminal redraws in place (the screen is cleared before each tabl
   t.regex(s, /^CONTAINER ID\s+NAME\s+CPU %/);
   t.regex(s, new RegExp(`\\s${name}\\s+\\d+\\.\\d\\d%\\s`));
 });
+
+t2('run -it: ctrl-p ctrl-q detaches and leaves the container running; attach gets it back', async t => {
+  const root = newRoot(t);
+  const r = rt(root);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r(['import', tarball, 'test/tty:1'])).code, 0);
+  const name = uniqueId('det');
+  t.teardown(() => r(['rm', '-f', name]));
+  const session = uniqueId('dettty');
+  const out = join(tempDir(t), 'exit');
+  const tsrun = `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root}`;
+  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `${tsrun} run -it --name ${name} test/tty:1 sh; echo EXIT=$? > ${out}; sleep 60`);
+  t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
+  const screen = () => tmux('capture-pane', '-t', session, '-p');
+  await waitFor(() => screen().includes('#'), { timeout: 20_000, what: 'the shell prompt' });
+  tmux('send-keys', '-t', session, 'echo one > /tmp/mark; stty size', 'Enter');
+  await waitFor(() => /30 100/.test(screen()), { what: 'stty size 30 100' });
+  tmux('send-keys', '-t', session, 'C-p', 'C-q');
+  await waitFor(() => { try { return readFileSync(out, 'utf8').includes('EXIT=0'); } catch { return false; } }, { what: 'run to end with 0 after ctrl-p ctrl-q' });
+  t.regex(screen(), /read escape sequence/);
+  t.is(JSON.parse((await r(['inspect', name])).stdout)[0].State.Status, 'running');
+  tmux('respawn-pane', '-k', '-t', session, `${tsrun} attach --detach-keys ctrl-x ${name}; echo EXIT=$? > ${out}.2; sleep 60`);
+  await sleep(700);
+  tmux('send-keys', '-t', session, 'cat /tmp/mark', 'Enter');
+  await waitFor(() => /^one$/m.test(screen()), { what: 'the same shell after attach' });
+  tmux('send-keys', '-t', session, 'exit 3', 'Enter');
+  await waitFor(() => { try { return readFileSync(`${out}.2`, 'utf8').includes('EXIT=3'); } catch { return false; } }, { timeout: 15_000, what: 'exit status 3' });
+  t.is(JSON.parse((await r(['inspect', name])).stdout)[0].State.ExitCode, 3);
+});

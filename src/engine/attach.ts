@@ -150,3 +150,30 @@ export function streamAttach(conn: AttachConnection, o: AttachOptions): Promise<
     if (conn.closed) finish(conn.exitCode);
   });
 }
+
+/**
+ * docker's `run -it` (a terminal on our stdin): the container runs under its supervisor, as with
+ * -d, and we attach before it starts; ctrl-p ctrl-q (or --detach-keys) leave it running.
+ * Resolves with the exit code (0 after a detach); with --rm, once the container is removed.
+ */
+export async function runAttached(root: string, rec: ct.ContainerRecord, o: { restart?: string; rm?: boolean; detachKeys?: string }): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startDetached, readExit, sleep } = require('./lifecycle') as typeof import('./lifecycle');
+  const keys = parseDetachKeys(o.detachKeys ?? DEFAULT_DETACH_KEYS);
+  let conn: AttachConnection | undefined;
+  await startDetached(root, rec, { restart: o.restart, rm: o.rm, tty: true, stdin: true, attach: (s) => { conn = new AttachConnection(s); } });
+  const r = await streamAttach(conn!, { tty: true, stdin: true, closeStdin: true, detachKeys: keys });
+  if (r === 'detached') {
+    process.stderr.write('read escape sequence\n');
+    return 0;
+  }
+  const code = r ?? readExit(root, rec.id)?.exitCode ?? 0;
+  if (o.rm) {
+    // the supervisor removes it after the exit: as docker run --rm, return once it is gone
+    const dir = ct.containerPath(root, rec.id);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('fs') as typeof import('fs');
+    for (let i = 0; i < 200 && fs.existsSync(dir); i++) await sleep(50);
+  }
+  return code;
+}

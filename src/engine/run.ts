@@ -19,6 +19,7 @@ export interface RunImageOptions extends RunFlags {
   detach?: boolean;
   restart?: string;
   pull?: 'missing' | 'always' | 'never';
+  detachKeys?: string;
 }
 
 /** Find an image by id, short id or reference; pull it when missing (as docker run does). */
@@ -101,6 +102,11 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       await startDetached(o.root, rec, { restart: o.restart, rm: o.rm, tty: o.tty });
       process.stdout.write(rec.id + '\n');
       return 0;
+    }
+    if (o.tty && o.stdin !== 'null' && process.stdin.isTTY) {
+      // docker's run -it: under the supervisor, attached (ctrl-p ctrl-q detaches)
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return await (require('./attach') as typeof import('./attach')).runAttached(o.root, rec, o);
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
     containerEvent(o.root, rec, 'start');

@@ -13,7 +13,7 @@ export const RUN_FLAGS = {
   bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init'],
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
-    'pids-limit', 'stop-signal', 'stop-timeout'],
+    'pids-limit', 'stop-signal', 'stop-timeout', 'detach-keys'],
   multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file'],
   alias: {
     d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname',
@@ -105,8 +105,9 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(Object.keys(labels).length ? { labels } : {}),
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(str(p, 'stop-timeout') !== undefined ? { stopTimeout: intFlag(p, 'stop-timeout') } : {}),
-    ...(p.flags.interactive ? {} : { stdin: 'null' as const }),
+    ...(p.flags.interactive || p.flags.it || p.flags.ti ? {} : { stdin: 'null' as const }), // -it is -i -t
     ...(p.flags.init ? { init: true } : {}),
+    ...(str(p, 'detach-keys') !== undefined ? { detachKeys: str(p, 'detach-keys') } : {}),
   };
 }
 
