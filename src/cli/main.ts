@@ -85,7 +85,8 @@ Commands:
   version   the Client and Server versions, like docker version (--format json)
 
 Images:
-  run IMAGE [CMD...]   run a container from an image (pulled when missing): --rm, --name, -e, -w, -u, -t, -d, --entrypoint
+  run IMAGE [CMD...]   run a container from an image (pulled when missing): --rm, --name, -e, -w, -u, -i, -t, -d,
+                       --entrypoint, --init; -it on a terminal: ctrl-p ctrl-q detaches (--detach-keys)
   pull, push           copy images from and to registries (OCI distribution API)
   images               list images (image ls)
   image inspect|history|tag|rm|prune|save|load|import
@@ -93,7 +94,7 @@ Images:
 
 Containers (docker's commands; a name or id prefix works wherever an id does):
   run -d IMAGE         detached under a small C supervisor (logs, exit status, --restart, --rm)
-  ps [-a -q --format --filter], logs [-f --tail -t --since], stop [-t], restart, start [-a], kill [-s],
+  ps [-a -q -n -l -s --format --filter], logs [-f --tail -t --since --until], stop [-t], restart, start [-a -i], kill [-s],
   create IMAGE, wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect, rename, top,
   attach [--detach-keys --no-stdin --sig-proxy] (ctrl-p ctrl-q detaches),
   stats [-a --no-stream --format], events, container prune (and "container SUBCOMMAND" for all of these)
