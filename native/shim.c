@@ -380,9 +380,18 @@ static int run_op(const struct op *o) {
     send_msg(MSG_SYNC, o->step, 0);
     return wait_sync();
   case OP_FORK: {
+    /* The child waits until the parent has reported its pid (the parent's exit closes the pipe):
+     * otherwise its own messages (sync, ready) can come first, and tsrun would take the
+     * intermediate process for the container's (e.g. exec's exit status 0 instead of the real one). */
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) < 0) return -1;
     pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) return -1;
+    if (pid < 0) { close(gate[0]); close(gate[1]); return -1; }
     if (pid > 0) { send_msg(MSG_PID, o->step, pid); _exit(0); }
+    close(gate[1]);
+    char c;
+    while (read(gate[0], &c, 1) < 0 && errno == EINTR) ;
+    close(gate[0]);
     return 0;
   }
   case OP_SETSID: return setsid() < 0 ? -1 : 0;

@@ -53,3 +53,14 @@ test('exec --detach --pid-file: the process runs in the container cgroup and is 
   await waitFor(() => { try { readFileSync(`/proc/${pid}/stat`); return false; } catch { return true; } }, { what: 'exec process gone' });
   assertClean(t, { root, id, bundle: b.dir });
 });
+
+test('concurrent execs each get their own exit status (the pid of the forked process, not the intermediate one)', async t => {
+  const { root, r, id, b } = await running(t);
+  for (let round = 0; round < 3; round++) {
+    const res = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      r(['exec', id, '/bin/sh', '-c', `echo $(hostname) >/dev/null; exit ${i + 3}`], { timeout: 60_000 })));
+    res.forEach((e, i) => t.is(e.code, i + 3, describe(e)));
+  }
+  t.is((await r(['delete', '--force', id])).code, 0);
+  assertClean(t, { root, id, bundle: b.dir });
+});
