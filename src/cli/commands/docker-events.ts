@@ -151,7 +151,6 @@ function readRange(file: string, from: number, to: number): string {
   try {
     const b = Buffer.alloc(to - from);
     const n = fs.readSync(fd, b, 0, b.length, from);
-    // up to the last complete line (a writer may be half-way: it writes whole lines, but be safe)
     return b.subarray(0, n).toString();
   } finally {
     fs.closeSync(fd);
