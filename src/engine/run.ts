@@ -79,6 +79,8 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
     const { spec, extras } = buildContainer(config, rootfs, rec.id, o);
+    // a terminal starts with our window's size (docker's ConsoleSize); attach resizes it later
+    if (o.tty && spec.process && process.stdout.isTTY) spec.process.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
     const args = (spec.process?.args ?? []).slice(o.init ? 2 : 0); // the command, without --init's tini
     ct.saveContainer(o.root, { ...rec, args, ...extras });
