@@ -26,6 +26,19 @@ t2('attach without a tty: piped stdin reaches `run -d -i`, live output only, the
   const again = await r(['attach', name]);
   t.not(again.code, 0);
   t.regex(again.stderr, /You cannot attach to a stopped container, start it first/);
+  // --no-stdin: output only, our input is not passed on
+  const n2 = uniqueId('nostdin');
+  t.is((await r(['run', '-d', '-i', '--name', n2, 'test/bb:1', 'sh', '-c', 'while :; do echo tick; sleep 0.1; done & read l; echo "got $l"; kill %1; exit 2'])).code, 0);
+  const ns = r.spawn(['attach', '--no-stdin', n2], { input: 'typed\n' });
+  await ns.waitFor('tick', 15_000);
+  await sleep(500);
+  t.false(ns.stdout().includes('got'), 'the input reached the container');
+  const fed = await r(['attach', n2], { input: 'now\n' });
+  t.is(fed.code, 2, describe(fed));
+  t.regex(fed.stdout, /got now\n/);
+  const first = await ns.done;
+  t.is(first.code, 2, 'both attached clients see the exit');
+  t.false(first.stdout.includes('got typed'));
 });
 
 t2('start -a -i: attached before the start (no output missed), stdin EOF closes the container stdin', async t => {
