@@ -251,3 +251,14 @@ t2('ps -n/-l/--size/--filter label, logs --until, wait on several containers (an
   t.is((await r(['logs', '--since', mid, b])).stdout, 'late\n');
   t.is((await r(['logs', '--until', '0s', b])).stdout, 'early\nlate\n');
 });
+
+t2('exec NAME: stdin only with -i (docker), /dev/null otherwise', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('exi');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  const no = await r(['exec', name, 'sh', '-c', 'cat; readlink /proc/self/fd/0'], { input: 'typed\n' });
+  t.is(no.code, 0, describe(no));
+  t.is(no.stdout, '/dev/null\n');
+  const yes = await r(['exec', '-i', name, 'cat'], { input: 'typed\n' });
+  t.is(yes.stdout, 'typed\n');
+});

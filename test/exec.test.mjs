@@ -64,3 +64,12 @@ test('concurrent execs each get their own exit status (the pid of the forked pro
   t.is((await r(['delete', '--force', id])).code, 0);
   assertClean(t, { root, id, bundle: b.dir });
 });
+
+test('exec passes its stdin on (runc\'s exec has no -i)', async t => {
+  const { root, r, id, b } = await running(t);
+  const e = await r(['exec', id, 'cat'], { input: 'through\n' });
+  t.is(e.code, 0, describe(e));
+  t.is(e.stdout, 'through\n');
+  t.is((await r(['delete', '--force', id])).code, 0);
+  assertClean(t, { root, id, bundle: b.dir });
+});

@@ -545,7 +545,7 @@ export function del(root: string, id: string, force: boolean): void {
 }
 
 /** exec: a new process in a running container's namespaces and cgroup. */
-export async function exec(root: string, id: string, proc: Process, o: { detach?: boolean; pidFile?: string; consoleSocket?: string; preserveFds?: number }): Promise<number> {
+export async function exec(root: string, id: string, proc: Process, o: { detach?: boolean; pidFile?: string; consoleSocket?: string; preserveFds?: number; stdinNull?: boolean }): Promise<number> {
   const rec = store.loadRecord(root, id);
   const st = currentStatus(root, rec);
   if (st !== 'running' && st !== 'created') throw new TsrunError(`cannot exec in a ${st} container`);
@@ -571,6 +571,7 @@ export async function exec(root: string, id: string, proc: Process, o: { detach?
   for (const r of proc.rlimits ?? []) {
     steps.push({ where: 'child', text: `setrlimit ${r.type}`, code: OP.RLIMIT, n: [RLIMITS[r.type], BigInt(r.soft), BigInt(r.hard)], s: [] });
   }
+  if (o.stdinNull && !proc.terminal) steps.push({ where: 'child', text: 'open /dev/null as stdin', code: OP.STDIN_NULL, n: [], s: [] });
   addProcessTail(steps, spec, compileSeccompFor(spec, root), 'run', undefined, o.preserveFds ?? 0);
   const sh = native();
   let cgFd = -1;

@@ -3,7 +3,7 @@ import { parse, str, needId, fdCount, type Globals } from '../args';
 import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
-import { resolveId } from '../../engine/containers';
+import { resolveId, isEngineContainer } from '../../engine/containers';
 import type { Process } from '../../runtime/spec';
 
 export default async function (argv: string[], g: Globals): Promise<number> {
@@ -14,7 +14,10 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     alias: { t: 'tty', d: 'detach', p: 'process', e: 'env', u: 'user', c: 'cap', g: 'additional-gids', w: 'cwd', workdir: 'cwd', i: 'interactive' },
     stopAfter: 1,
   }, 'exec');
-  const id = resolveId(g.root, needId(p, 'exec')); // docker's names and id prefixes too
+  const key = needId(p, 'exec');
+  const id = resolveId(g.root, key); // docker's names and id prefixes too
+  // docker's exec: stdin only with -i (runc's, for the runtime's own containers: always)
+  const stdinNull = !p.flags.interactive && !p.flags.it && !p.flags.ti && isEngineContainer(g.root, key);
   if (p.flags.it || p.flags.ti) p.flags.tty = true;
   const rec = loadRecord(g.root, id);
   let proc: Process;
@@ -47,5 +50,5 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     }
   }
   if (p.flags.tty) proc.terminal = true;
-  return exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')) });
+  return exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')), stdinNull });
 }
