@@ -8,7 +8,7 @@ import { rt, newRoot, describe, tsrunOnly, childEnv, exec, REPO } from './helper
 
 const CHECKS = ['running as root', 'kernel', 'namespaces', 'user namespaces', 'cgroup mode', 'cgroup controllers',
   'cgroups writable', 'overlayfs', 'seccomp', 'iptables', 'ip_forward', 'binaries', 'node', 'build', 'musl-gcc',
-  'state root', 'NODE_EXTRA_CA_CERTS'];
+  'init (--init)', 'state root', 'NODE_EXTRA_CA_CERTS'];
 
 /** The cgroup layout as src/runtime/cgroups/detect.ts decides it (topmost mount per mount point). */
 function cgroupMode() {
@@ -34,7 +34,7 @@ tsrunOnly(test)('tsrun-only: doctor passes on this host, one line per check, and
   t.is(res.code, 0, describe(res));
   const out = lines(res.stdout);
   const summary = out.pop();
-  t.regex(summary, /^17 checks: \d+ ok, \d+ warnings?, 0 failed \(\d+ ms\)/, describe(res));
+  t.regex(summary, /^18 checks: \d+ ok, \d+ warnings?, 0 failed \(\d+ ms\)/, describe(res));
   t.deepEqual(out.map(l => LINE.exec(l)?.[2]), CHECKS, describe(res));
   for (const l of out) if (!l.startsWith('ok')) t.regex(l, / — fix: \S/, `a warn/FAIL line without its fix: ${l}`);
   t.false(out.some(l => l.startsWith('FAIL')), describe(res));
@@ -153,4 +153,13 @@ vagrant('Vagrantfile: vagrant validate (when vagrant is installed)', async t => 
   const res = await exec('/usr/bin/vagrant', ['validate'], { cwd: REPO, timeout: 60_000, env: childEnv({ VAGRANT_DOTFILE_PATH: join(dot, 'dot') }) });
   t.is(res.code, 0, describe(res));
   t.regex(res.stdout, /validated successfully/);
+});
+
+tsrunOnly(test)('doctor: a missing static tini is a warning that names the package (run --init needs it)', async t => {
+  const r = rt(newRoot(t));
+  const res = await r(['doctor'], { env: childEnv({ TSRUN_INIT_BINARY: '/nonexistent/tini-static' }) });
+  const line = lines(res.stdout).find(l => LINE.exec(l)?.[2] === 'init (--init)');
+  t.regex(line ?? '', /^warn init \(--init\): no static init binary \(\/nonexistent\/tini-static\).* — fix: apt-get install tini$/, describe(res));
+  const good = await r(['doctor']);
+  t.regex(lines(good.stdout).find(l => LINE.exec(l)?.[2] === 'init (--init)') ?? '', /^ok   init \(--init\): \/usr\/bin\/tini-static$/);
 });

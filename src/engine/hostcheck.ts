@@ -375,6 +375,14 @@ export function checkExtraCaCerts(env: NodeJS.ProcessEnv = process.env): Check {
   return ok('NODE_EXTRA_CA_CERTS', 'not set');
 }
 
+/** `run --init` binds a static tini (the paths of initBinary() in spec.ts). */
+export function checkInit(env: NodeJS.ProcessEnv = process.env): Check {
+  const candidates = env.TSRUN_INIT_BINARY ? [env.TSRUN_INIT_BINARY] : ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/docker/docker-init'];
+  const found = candidates.find((p) => { try { return fs.statSync(p).isFile(); } catch { return false; } });
+  if (found) return ok('init (--init)', found);
+  return warn('init (--init)', `no static init binary (${candidates.join(', ')}): run --init fails`, 'apt-get install tini');
+}
+
 /** Every check, in the order doctor prints them. */
 export function runChecks(o: HostCheckOptions): Check[] {
   const env = o.env ?? process.env;
@@ -397,6 +405,7 @@ export function runChecks(o: HostCheckOptions): Check[] {
     ['node', checkNode],
     ['build', () => checkBuild(o)],
     ['musl-gcc', () => checkMusl(o)],
+    ['init (--init)', () => checkInit(env)],
     ['state root', () => checkStateRoot(o.root)],
     ['NODE_EXTRA_CA_CERTS', () => checkExtraCaCerts(env)],
   ];
