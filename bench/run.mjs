@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Engine benchmark: `tsrun run --rm IMAGE true` vs `podman run --rm IMAGE true` (and docker's,
-// when a dockerd is there), on the same busybox image, interleaved round by round; then density:
-// the PSS of the per-container supervisor (tsrun-supervisor vs podman's conmon) for N idle
+// Engine benchmark: `tsrun run --rm IMAGE true` vs `podman run --rm IMAGE true` and `docker run
+// --rm IMAGE true` (a private dockerd started for the run when docker.io is installed), on the
+// same busybox image, interleaved round by round; then density: the PSS of the per-container
+// supervisor (tsrun-supervisor vs podman's conmon vs docker's containerd-shim) for N idle
 // detached containers (`sleep 1000`).
 //
 // usage: bench/run.sh [--rounds 20] [--warmup 3] [--containers 5] [--only startup,density]
@@ -142,6 +143,65 @@ async function startNsHelper() {
   };
 }
 
+/** The parent PID of `pid` (null if gone). */
+function parentOf(pid) {
+  try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]); } catch { return null; }
+}
+
+/**
+ * A private dockerd for the benchmark: its own network namespace (`ip netns add`, lo only;
+ * --bridge none --iptables=false, so nothing touches any firewall), data/exec roots and socket
+ * under WORK, cgroups (cgroupfs driver) under /tsrun-bench-docker-TAG. stop() ends it (SIGTERM to
+ * dockerd, which stops its containerd), then removes the namespace and the cgroup dirs.
+ */
+async function startDockerd(dockerd, cli, WORK, tag) {
+  const ns = `tsrun-bench-docker-${tag}`;
+  const dir = join(WORK, 'docker');
+  mkdirSync(dir, { recursive: true });
+  const sock = join(dir, 'docker.sock');
+  const cgParent = `/tsrun-bench-docker-${tag}`;
+  const args = ['-H', `unix://${sock}`];
+  let r = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip netns add ${ns}: ${r.stderr.trim()}`);
+  spawnSync('nsenter', [`--net=/run/netns/${ns}`, 'ip', 'link', 'set', 'lo', 'up']);
+  const { openSync } = await import('node:fs');
+  const log = openSync(join(dir, 'dockerd.log'), 'a');
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, dockerd, '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec'),
+    '--pidfile', join(dir, 'docker.pid'), '-H', `unix://${sock}`, '--bridge', 'none', '--iptables=false', '--ip6tables=false',
+    '--ip-forward=false', '--ip-masq=false', '--userland-proxy=false', '--exec-opt', 'native.cgroupdriver=cgroupfs',
+    '--cgroup-parent', cgParent, '--storage-driver', 'overlay2'], { stdio: ['ignore', log, log], env: childEnv() });
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      for (let i = 0; i < 120 && !exited; i++) await new Promise(res => setTimeout(res, 250));
+      if (!exited) child.kill('SIGKILL');
+    }
+    reapZombies();
+    spawnSync('ip', ['netns', 'del', ns]);
+    for (const h of readdirSync('/sys/fs/cgroup')) {
+      const top = join('/sys/fs/cgroup', h, cgParent);
+      if (!existsSync(top)) continue;
+      const dirs = [];
+      const walk = d => { dirs.push(d); for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name)); };
+      try { walk(top); } catch { /* */ }
+      for (const d of dirs.reverse()) spawnSync('rmdir', [d]);
+    }
+    // dockerd unmounts its overlays on shutdown; anything left under WORK is unmounted here.
+    const mnts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map(l => l.split(' ')[4]).filter(m => m && m.startsWith(dir + '/'));
+    for (const m of mnts.sort().reverse()) spawnSync('umount', ['-l', m]);
+  };
+  for (let i = 0; i < 120; i++) {
+    if (exited) { await stop(); throw new Error(`dockerd exited at start-up (see ${join(dir, 'dockerd.log')}: ${readFileSync(join(dir, 'dockerd.log'), 'utf8').trim().split('\n').pop()})`); }
+    r = spawnSync(cli, [...args, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8', env: childEnv(), timeout: 10_000 });
+    if (r.status === 0) return { args, stop, version: r.stdout.trim() };
+    await new Promise(res => setTimeout(res, 250));
+  }
+  await stop();
+  throw new Error('dockerd did not answer within 30 s');
+}
+
 function quantile(sorted, q) {
   if (!sorted.length) return NaN;
   const pos = (sorted.length - 1) * q;
@@ -225,22 +285,25 @@ async function main() {
       });
     }
 
-    // docker: only with a daemon on this machine.
+    // docker: a private dockerd (Debian's docker.io) started for this run in a network
+    // namespace made for it (no bridge, no iptables), with its own data/exec roots and socket
+    // under WORK and its cgroups under /tsrun-bench-docker-<tag>; stopped and removed at the end.
     let docker = null;
-    if (!which('dockerd')) notes.push(`docker: no dockerd on this machine${which('docker') ? ' (only the docker client)' : ''} - skipped`);
+    const dockerd = which('dockerd'), dockerCli = which('docker');
+    if (!dockerd || !dockerCli) notes.push(`docker: ${dockerd ? 'no docker client' : 'dockerd not installed (apt-get install docker.io)'} - skipped`);
     else {
-      const d = which('docker');
-      const info = d && spawnSync(d, ['info'], { env: childEnv(), stdio: 'ignore', timeout: 20_000 }).status === 0;
-      if (!info) notes.push('docker: dockerd is installed but no daemon answers `docker info` (start it yourself) - skipped');
-      else {
+      try {
+        const dk = await startDockerd(dockerd, dockerCli, WORK, tag);
+        cleanups.push(() => dk.stop());
         const dimg = `tsrun-bench/bb:${tag}`;
-        r = timeOnce(d, ['import', tarball, dimg], true);
+        r = timeOnce(dockerCli, [...dk.args, 'import', tarball, dimg], true);
         if (r.status !== 0) notes.push(`docker import failed: ${r.stderr} - skipped`);
         else {
-          docker = { cmd: d, image: dimg };
-          cleanups.push(() => { timeOnce(d, ['rmi', '-f', dimg]); });
+          r = timeOnce(dockerCli, [...dk.args, 'run', '--rm', '--network', 'none', dimg, 'true']);
+          if (r.status !== 0) notes.push(`docker run failed (${r.stderr.split('\n')[0]}) - skipped`);
+          else docker = { cmd: dockerCli, args: dk.args, image: dimg, version: dk.version };
         }
-      }
+      } catch (e) { notes.push(`docker: ${e.message} - skipped`); }
     }
 
     console.log(`tsrun engine benchmark (temp dir ${WORK})`);
@@ -248,6 +311,7 @@ async function main() {
     console.log(`NODE_EXTRA_CA_CERTS: unset for every run${wasSet ? ' (it is set in the calling environment)' : ''}`);
     if (podman) console.log(`podman: ${podman.runFlags.join(' ')}; ${podman.base.slice(6).join(' ')}; own --root/--runroot/--tmpdir;\n        run in a private mount+PID namespace${nsHelper.hybrid ? ' where /sys/fs/cgroup/unified is unmounted (hybrid host)' : ''}, set up once outside the timings`);
     console.log('tsrun: no network flag (its containers get a network namespace with only lo, like podman --network none)');
+    if (docker) console.log(`docker: dockerd ${docker.version}, private daemon in its own network namespace (--bridge none --iptables=false), cgroupfs driver, overlay2; run --network none`);
     if (!reaper) console.log('note: could not become a child subreaper (koffi); exited supervisors may stay zombies under PID 1');
     for (const n of notes) console.log(n);
 
@@ -255,7 +319,7 @@ async function main() {
     if (o.only.includes('startup')) {
       const engines = [{ key: 'tsrun', name: 'tsrun run', run: () => timeOnce(bin, ['--root', R, 'run', '--rm', IMAGE, 'true']) }];
       if (podman) engines.push({ key: 'podman', name: 'podman run', run: () => nsHelper.time(podman.cmd, [...podman.base, 'run', '--rm', ...podman.runFlags, IMAGE, 'true']) });
-      if (docker) engines.push({ key: 'docker', name: 'docker run', run: () => timeOnce(docker.cmd, ['run', '--rm', '--network', 'none', docker.image, 'true']) });
+      if (docker) engines.push({ key: 'docker', name: 'docker run', run: () => timeOnce(docker.cmd, [...docker.args, 'run', '--rm', '--network', 'none', docker.image, 'true']) });
       const samples = Object.fromEntries(engines.map(e => [e.key, []]));
       const failures = Object.fromEntries(engines.map(e => [e.key, 0]));
       console.log(`\nstart-up: ${o.rounds} rounds (+${o.warmup} warm-up), interleaved, rotating order; \`run --rm ${IMAGE} true\``);
@@ -332,13 +396,32 @@ async function main() {
         for (const id of pids) { const x = await nsHelper.time(podman.cmd, [...podman.base, 'rm', '-f', '-t', '0', id], true); if (x.status !== 0) console.log(`  podman rm -f ${id.slice(0, 12)}: ${x.stderr}`); }
         dens.podman = { name: 'conmon (podman)', n: pm.length, pss: avg(pm, 'pss'), rss: avg(pm, 'rss'), each: pm.map(m => m.pss) };
       }
-      console.log(`\n${'supervisor'.padEnd(18)} ${'PSS avg'.padStart(8)} ${'RSS avg'.padStart(8)} ${'n'.padStart(3)}  PSS each (KiB)`);
+      if (docker) {
+        const cids = [];
+        const dm = [];
+        for (let i = 0; i < N; i++) {
+          r = timeOnce(docker.cmd, [...docker.args, 'run', '-d', '--network', 'none', docker.image, 'sleep', '1000'], true);
+          if (r.status !== 0) { console.log(`  docker run -d failed: ${r.stderr.split('\n')[0]}`); continue; }
+          cids.push(r.stdout.trim().split('\n').pop());
+        }
+        await new Promise(res => setTimeout(res, 1000));
+        for (const id of cids) {
+          // The container's parent is its containerd-shim-runc-v2 (docker's per-container supervisor).
+          const x = timeOnce(docker.cmd, [...docker.args, 'inspect', '--format', '{{.State.Pid}}', id], true);
+          const ppid = x.status === 0 ? parentOf(Number(x.stdout.trim())) : null;
+          const m = ppid && memOf(ppid);
+          if (m) dm.push(m); else console.log(`  docker ${id.slice(0, 12)}: no shim found`);
+        }
+        if (cids.length) timeOnce(docker.cmd, [...docker.args, 'rm', '-f', ...cids]);
+        dens.docker = { name: 'containerd-shim (docker)', n: dm.length, pss: avg(dm, 'pss'), rss: avg(dm, 'rss'), each: dm.map(m => m.pss) };
+      }
+      console.log(`\n${'supervisor'.padEnd(24)} ${'PSS avg'.padStart(8)} ${'RSS avg'.padStart(8)} ${'n'.padStart(3)}  PSS each (KiB)`);
       for (const d of Object.values(dens)) {
         const f = v => (Number.isNaN(v) ? '-' : v.toFixed(0)).padStart(8);
-        console.log(`${d.name.padEnd(18)} ${f(d.pss)} ${f(d.rss)} ${String(d.n).padStart(3)}  ${d.each.join(' ')}`);
+        console.log(`${d.name.padEnd(24)} ${f(d.pss)} ${f(d.rss)} ${String(d.n).padStart(3)}  ${d.each.join(' ')}`);
       }
       console.log('(KiB, from /proc/PID/smaps_rollup)');
-      if (dens.tsrun.n) console.log(`\ntsrun-supervisor PSS: ${dens.tsrun.pss.toFixed(0)} KiB (target <= 200: ${dens.tsrun.pss <= 200 ? 'met' : 'NOT met'})${dens.podman?.n ? `   tsrun/conmon: ${(dens.tsrun.pss / dens.podman.pss).toFixed(2)}x` : ''}`);
+      if (dens.tsrun.n) console.log(`\ntsrun-supervisor PSS: ${dens.tsrun.pss.toFixed(0)} KiB (target <= 200: ${dens.tsrun.pss <= 200 ? 'met' : 'NOT met'})${dens.podman?.n ? `   tsrun/conmon: ${(dens.tsrun.pss / dens.podman.pss).toFixed(2)}x` : ''}${dens.docker?.n ? `   tsrun/containerd-shim: ${(dens.tsrun.pss / dens.docker.pss).toFixed(2)}x` : ''}`);
       result.density = dens;
       if (dens.tsrun.n !== N) process.exitCode = 1;
     }
