@@ -1,0 +1,99 @@
+// tsrun's iptables rules, in chains of its own (like Docker's DOCKER and DOCKER-ISOLATION-*):
+//   nat    TSRUN              DNAT of published ports (jumped to from PREROUTING and OUTPUT for local
+//                             destinations: the OUTPUT jump + route_localnet on the bridge make
+//                             localhost:PORT work without a userland proxy, as Docker's
+//                             --userland-proxy=false does)
+//          TSRUN-POSTROUTING  MASQUERADE of each subnet going out, of host-originated (e.g. 127.0.0.1)
+//                             traffic into a bridge, and hairpin traffic
+//   filter TSRUN-ISOLATION-1/2  drop traffic from one tsrun bridge to another
+//          TSRUN-FORWARD      accept what the bridges send and what published ports let in
+// The chains' contents are a pure function of the state on disk (networks + attachments), written
+// whole by one `iptables-restore --noflush` (declaring a chain flushes it): atomic, idempotent, and a
+// crash half-way is repaired by the next write. Jumps from the built-in chains are added when missing.
+import { spawnSync } from 'child_process';
+import { TsrunError } from '../../runtime/errors';
+import type { Attachment, NetworkRecord } from './store';
+
+/** Which iptables: TSRUN_IPTABLES=legacy|nft, else the system's `iptables` (its alternative), as Docker does. */
+function bin(tool: 'save' | 'restore'): string {
+  const b = process.env.TSRUN_IPTABLES;
+  if (b === 'legacy' || b === 'nft') return `iptables-${b}-${tool}`;
+  return `iptables-${tool}`;
+}
+
+const JUMPS = {
+  nat: ['-A PREROUTING -m addrtype --dst-type LOCAL -j TSRUN', '-A OUTPUT -m addrtype --dst-type LOCAL -j TSRUN', '-A POSTROUTING -j TSRUN-POSTROUTING'],
+  filter: ['-A FORWARD -j TSRUN-ISOLATION-1', '-A FORWARD -j TSRUN-FORWARD'],
+};
+
+export function rulesFor(networks: NetworkRecord[], atts: Attachment[]): { nat: string[]; filter: string[] } {
+  const nat: string[] = [], filter: string[] = [];
+  const byId = new Map(networks.map((n) => [n.id, n]));
+  for (const a of atts) {
+    const ep = a.endpoints[0];
+    const n = ep && byId.get(ep.networkId);
+    if (!n) continue;
+    for (const p of a.ports) {
+      const dst = p.hostIp && p.hostIp !== '0.0.0.0' ? ` -d ${p.hostIp}/32` : '';
+      nat.push(`-A TSRUN${dst} -p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination ${ep.ip}:${p.containerPort}`);
+      nat.push(`-A TSRUN-POSTROUTING -s ${ep.ip}/32 -d ${ep.ip}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`);
+      filter.push(`-A TSRUN-FORWARD -d ${ep.ip}/32 -o ${n.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j ACCEPT`);
+    }
+  }
+  for (const n of networks) {
+    if (!n.internal) nat.push(`-A TSRUN-POSTROUTING -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
+    nat.push(`-A TSRUN-POSTROUTING -o ${n.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
+    filter.push(`-A TSRUN-ISOLATION-1 -i ${n.bridge} ! -o ${n.bridge} -j TSRUN-ISOLATION-2`);
+    filter.push(`-A TSRUN-ISOLATION-2 -o ${n.bridge} -j DROP`);
+    filter.push(`-A TSRUN-FORWARD -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
+    if (n.internal) filter.push(`-A TSRUN-FORWARD -i ${n.bridge} -o ${n.bridge} -j ACCEPT`);
+    else filter.push(`-A TSRUN-FORWARD -i ${n.bridge} -j ACCEPT`);
+  }
+  return { nat, filter };
+}
+
+/** Write tsrun's chains from the state; with nothing to hold, remove the chains and their jumps. */
+export function applyFirewall(networks: NetworkRecord[], atts: Attachment[]): void {
+  const saved = spawnSync(bin('save'), [], { encoding: 'utf8' });
+  if (saved.error || saved.status !== 0) {
+    throw new TsrunError(`iptables: ${bin('save')}: ${saved.error?.message ?? saved.stderr.trim()}`, 125);
+  }
+  const have = (table: string) => {
+    const m = new RegExp(`^\\*${table}\\n([\\s\\S]*?)^COMMIT`, 'm').exec(saved.stdout);
+    return m ? m[1].split('\n') : [];
+  };
+  const { nat, filter } = rulesFor(networks, atts);
+  const empty = networks.length === 0;
+  const out: string[] = [];
+  const table = (name: 'nat' | 'filter', chains: string[], rules: string[]) => {
+    const lines = have(name);
+    const exists = (c: string) => lines.includes(`:${c} - [0:0]`) || lines.some((l) => l.startsWith(`:${c} `));
+    if (empty && !chains.some(exists)) return;
+    out.push(`*${name}`, ...chains.map((c) => `:${c} - [0:0]`));
+    const jumps = JUMPS[name];
+    const present = jumps.filter((j) => lines.includes(j));
+    if (empty) {
+      for (const j of present) out.push(j.replace(/^-A/, '-D'));
+      for (const c of chains) out.push(`-X ${c}`);
+    } else if (name === 'filter') {
+      // isolation before the accepts, both ahead of whatever else FORWARD holds
+      const fwd = lines.filter((l) => l.startsWith('-A FORWARD '));
+      if (fwd[0] !== jumps[0] || fwd[1] !== jumps[1]) {
+        for (const j of present) out.push(j.replace(/^-A/, '-D'));
+        out.push(jumps[1].replace(/^-A FORWARD/, '-I FORWARD 1'), jumps[0].replace(/^-A FORWARD/, '-I FORWARD 1'));
+      }
+      out.push(...rules);
+    } else {
+      for (const j of jumps) if (!present.includes(j)) out.push(j);
+      out.push(...rules);
+    }
+    out.push('COMMIT');
+  };
+  table('nat', ['TSRUN', 'TSRUN-POSTROUTING'], nat);
+  table('filter', ['TSRUN-ISOLATION-1', 'TSRUN-ISOLATION-2', 'TSRUN-FORWARD'], filter);
+  if (!out.length) return;
+  const r = spawnSync(bin('restore'), ['--noflush'], { input: out.join('\n') + '\n', encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new TsrunError(`iptables: ${bin('restore')} --noflush: ${r.error?.message ?? r.stderr.trim().split('\n').join('; ')}`, 125);
+  }
+}

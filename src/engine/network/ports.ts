@@ -1,0 +1,83 @@
+// -p/--publish and -P: parsing, docker's formats for `port` and the PORTS column, host port choice.
+import fs = require('fs');
+import { TsrunError } from '../../runtime/errors';
+import { isIPv4 } from './addr';
+import type { PortBinding } from './store';
+
+/** What the user asked for; hostPort 0 = a free port chosen at start. */
+export type PortRequest = PortBinding;
+
+/** -p [IP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp], with ranges HOST-RANGE:CONTAINER-RANGE of equal length. */
+export function parsePublish(spec: string): PortRequest[] {
+  const bad = (why: string) => new TsrunError(`invalid argument "${spec}" for "-p, --publish" flag: ${why}`, 125);
+  let s = spec, proto = 'tcp';
+  const slash = s.lastIndexOf('/');
+  if (slash >= 0) { proto = s.slice(slash + 1).toLowerCase(); s = s.slice(0, slash); }
+  if (proto !== 'tcp' && proto !== 'udp') throw bad(`invalid proto: ${proto}`);
+  const parts = s.split(':');
+  let ip = '', host = '', cont: string;
+  if (parts.length === 1) cont = parts[0];
+  else if (parts.length === 2) [host, cont] = parts;
+  else if (parts.length === 3) [ip, host, cont] = parts;
+  else throw bad('too many colons');
+  if (ip && !isIPv4(ip)) throw bad(`invalid IP address: ${ip}`);
+  const range = (r: string, what: string): [number, number] => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(r);
+    if (!m) throw bad(`invalid ${what} port: ${r}`);
+    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || b > 65535 || b < a) throw bad(`invalid ${what} port: ${r}`);
+    return [a, b];
+  };
+  const [c0, c1] = range(cont, 'containerPort');
+  const [h0, h1] = host === '' ? [0, 0] : range(host, 'hostPort');
+  if (host !== '' && h1 - h0 !== c1 - c0 && h0 !== h1) throw bad('ranges of different lengths');
+  const out: PortRequest[] = [];
+  for (let i = 0; i <= c1 - c0; i++) {
+    out.push({ proto: proto as 'tcp' | 'udp', hostIp: ip || '0.0.0.0', hostPort: host === '' ? 0 : h0 === h1 ? h0 : h0 + i, containerPort: c0 + i });
+  }
+  return out;
+}
+
+/** The image's ExposedPorts ("80/tcp") as random-port requests (-P). */
+export function exposedRequests(exposed: Record<string, unknown> | undefined): PortRequest[] {
+  return Object.keys(exposed ?? {}).map((k) => {
+    const [p, proto = 'tcp'] = k.split('/');
+    return { proto: proto === 'udp' ? 'udp' : 'tcp', hostIp: '0.0.0.0', hostPort: 0, containerPort: Number(p) } as PortRequest;
+  }).filter((r) => r.containerPort > 0);
+}
+
+/** `0.0.0.0:8080->80/tcp` */
+export function formatPs(p: PortBinding): string {
+  return `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`;
+}
+
+/** `80/tcp -> 0.0.0.0:8080` */
+export function formatPort(p: PortBinding): string {
+  return `${p.containerPort}/${p.proto} -> ${p.hostIp}:${p.hostPort}`;
+}
+
+/** Ports something in this network namespace listens on (/proc/net is the reader's namespace). */
+export function listening(proto: 'tcp' | 'udp'): Set<number> {
+  const out = new Set<number>();
+  for (const f of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
+    let text = '';
+    try { text = fs.readFileSync(f, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/);
+      if (c.length < 4) continue;
+      if (proto === 'tcp' && c[3] !== '0A') continue; // LISTEN
+      if (proto === 'udp' && c[2] !== '00000000:0000' && !c[2].endsWith(':0000')) continue;
+      out.add(parseInt(c[1].split(':')[1], 16));
+    }
+  }
+  return out;
+}
+
+/** The host's ephemeral range, where random host ports come from (as Docker's port allocator). */
+export function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (a > 0 && b >= a) return [a, b];
+  } catch { /* default */ }
+  return [32768, 60999];
+}
