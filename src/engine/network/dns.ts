@@ -25,35 +25,42 @@ function readName(buf: Buffer, off: number): [string, number] {
 export function serve(root: string, networkId: string): void {
   const n = st.listNetworks(root).find((x) => x.id === networkId);
   if (!n) { process.exitCode = 1; return; }
-  let cache: { mtime: number; names: Map<string, string[]> } | undefined;
-  const names = (): Map<string, string[]> => {
+  // names per network, and which networks each client (by its address on this network) is on: a
+  // container connected to several networks resolves the names of all of them, as with Docker
+  let cache: { mtime: number; names: Map<string, Map<string, string[]>>; clients: Map<string, string[]> } | undefined;
+  const load = () => {
     let mtime = 0;
     try { mtime = fs.statSync(st.endpointsDir(root)).mtimeMs; } catch { /* none */ }
-    if (cache && cache.mtime === mtime) return cache.names;
-    const m = new Map<string, string[]>();
+    if (cache && cache.mtime === mtime) return cache;
+    const names = new Map<string, Map<string, string[]>>();
+    const clients = new Map<string, string[]>();
     for (const a of st.listAttachments(root)) {
       if (!st.ownerAlive(a)) continue;
       for (const e of a.endpoints) {
-        if (e.networkId !== n.id) continue;
-        for (const alias of e.aliases) {
-          const k = alias.toLowerCase();
-          m.set(k, [...(m.get(k) ?? []), e.ip]);
-        }
+        const m = names.get(e.networkId) ?? new Map<string, string[]>();
+        names.set(e.networkId, m);
+        for (const alias of e.aliases) m.set(alias.toLowerCase(), [...(m.get(alias.toLowerCase()) ?? []), e.ip]);
+        if (e.networkId === n.id) clients.set(e.ip, a.endpoints.map((x) => x.networkId));
       }
     }
-    cache = { mtime, names: m };
-    return m;
+    cache = { mtime, names, clients };
+    return cache;
   };
   let search: string[] = [];
   try {
     search = fs.readFileSync('/etc/resolv.conf', 'utf8').split('\n').map((l) => l.trim().split(/\s+/))
       .filter((f) => f[0] === 'search' || f[0] === 'domain').flatMap((f) => f.slice(1).map((d) => d.toLowerCase()));
   } catch { /* none */ }
-  const lookup = (q: string): string[] | undefined => {
-    const all = names();
+  const lookup = (q: string, client: string): string[] | undefined => {
+    const c = load();
+    const nets = [n.id, ...(c.clients.get(client) ?? []).filter((x) => x !== n.id)];
     const k = q.toLowerCase();
-    if (all.has(k)) return all.get(k);
-    for (const d of search) if (k.endsWith('.' + d) && all.has(k.slice(0, -d.length - 1))) return all.get(k.slice(0, -d.length - 1));
+    for (const key of [k, ...search.filter((d) => k.endsWith('.' + d)).map((d) => k.slice(0, -d.length - 1))]) {
+      for (const id of nets) {
+        const hit = c.names.get(id)?.get(key);
+        if (hit) return hit;
+      }
+    }
     return undefined;
   };
   const upstream = upstreamResolvers();
@@ -75,7 +82,7 @@ export function serve(root: string, networkId: string): void {
     } catch {
       return;
     }
-    const ips = lookup(name);
+    const ips = lookup(name, rinfo.address);
     if (ips) {
       const answers = qtype === 1 ? ips : [];
       const head = Buffer.from(q.subarray(0, qend));

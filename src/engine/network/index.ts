@@ -90,6 +90,7 @@ export function createNetwork(root: string, o: { name: string; subnet?: string; 
       if (clash) throw new TsrunError(`invalid pool request: Pool overlaps with other one on this address space (network ${clash.name}, ${clash.subnet})`, 125);
     } else {
       if (o.gateway) throw new TsrunError('invalid config: --gateway needs --subnet', 125);
+      defaultNetworkLocked(root); // the default bridge keeps its subnet (172.17/16) even before its first use
       subnet = pickSubnet(root);
     }
     const s = parseCidr(subnet);
