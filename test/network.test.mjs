@@ -73,6 +73,11 @@ const HTTPD = ['sh', '-c', 'mkdir -p /www/cgi-bin; printf "#!/bin/sh\\necho Cont
 
 const natRules = env => env.inHost('iptables-save', ['-t', 'nat']);
 const links = env => env.inHost('ip', ['-o', 'link']);
+/** The kernel deletes a stopped container's veth pair with its namespace, a moment after tsrun returns. */
+async function vethsGone(t, env, re = /veth/) {
+  try { await waitFor(() => !re.test(links(env)), { what: 'the veths to go', timeout: 5000 }); } catch { /* asserted below */ }
+  t.notRegex(links(env), re);
+}
 
 t2('bridge: eth0, default route, /etc files, and outbound NAT (the outside sees the host address)', async t => {
   const env = await netEnv(t);
@@ -86,7 +91,7 @@ t2('bridge: eth0, default route, /etc files, and outbound NAT (the outside sees 
   // the outside namespace has no route to 172.17/16: only MASQUERADE makes this answer arrive
   t.is(res.stdout.split('---\n')[1].trim(), '198.51.100.1');
   t.regex(links(env), /tsrun0/);
-  t.notRegex(links(env), /veth/, 'the veth went with the container');
+  await vethsGone(t, env);
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
   t.regex(natRules(env), /-A TSRUN-POSTROUTING -s 172\.17\.0\.0\/16 ! -o tsrun0 -j MASQUERADE/);
   t.is(env.inHost('cat', ['/proc/sys/net/ipv4/ip_forward']).trim(), '1');
@@ -119,15 +124,15 @@ t2('-p: DNAT from outside keeps the client address, localhost works, port/ps sho
   t.regex(natRules(env), /--dport 8080 -j DNAT --to-destination 172\.17\.0\.2:80/);
   // stop: the rules go, the port is free again; start brings them back
   t.is((await env.r(['stop', '-t', '1', 'web'])).code, 0);
-  t.notRegex(natRules(env), /DNAT/);
-  t.notRegex(links(env), /veth/);
+  t.notRegex(natRules(env), /-j DNAT/);
+  await vethsGone(t, env);
   t.is((await env.r(['port', 'web'])).stdout, '');
   t.is((await env.r(['start', 'web'])).code, 0);
   await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).includes('198.51.100.2'), { what: 'httpd after start' });
   t.is((await env.r(['rm', '-f', 'web'])).code, 0);
-  t.notRegex(natRules(env), /DNAT|172\.17\.0\.2/);
-  t.notRegex(env.inHost('iptables-save', ['-t', 'filter']), /172\.17\.0\.2/);
-  t.notRegex(links(env), /veth/);
+  t.notRegex(natRules(env), /-j DNAT|172\.17\.0\.\d+\/32/);
+  t.notRegex(env.inHost('iptables-save', ['-t', 'filter']), /172\.17\.0\./);
+  await vethsGone(t, env);
   t.false(existsSync(join(env.root, 'netns', id)));
   t.deepEqual(readdirSync(join(env.root, 'networks', 'endpoints')).filter(f => !f.startsWith('.')), []);
 });
@@ -174,7 +179,7 @@ t2('user networks: names and aliases resolve through the embedded DNS, networks 
   t.is((await env.r(['rm', '-f', 'db', 'other', 'plain'])).code, 0);
   const rm = await env.r(['network', 'rm', 'n1', 'n2']);
   t.is(rm.code, 0, describe(rm));
-  t.notRegex(links(env), /tsbr-|veth/);
+  await vethsGone(t, env, /tsbr-|veth/);
   t.notRegex(env.inHost('iptables-save', []), /tsbr-/);
   t.notRegex(env.inHost('ss', ['-ulnp']), /:53\b/, 'the resolvers went with their networks');
 });
@@ -221,7 +226,7 @@ t2('IPAM: 20 concurrent runs get 20 different addresses, all freed afterwards', 
   for (const r of runs) t.is(r.code, 0, describe(r));
   const ips = runs.map(r => /inet (172\.17\.\d+\.\d+)/.exec(r.stdout)?.[1]);
   t.is(new Set(ips).size, 20, ips.join(' '));
-  t.notRegex(links(env), /veth/);
+  await vethsGone(t, env);
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
   t.deepEqual(readdirSync(join(env.root, 'networks', 'endpoints')).filter(f => !f.startsWith('.')), []);
 });
@@ -237,6 +242,20 @@ t2('a killed tsrun: the next command sweeps its veth, namespace and rules', asyn
   const ps = await env.r(['ps', '-a']);
   t.is(ps.code, 0, describe(ps));
   t.notRegex(natRules(env), /--dport 9090/);
-  t.notRegex(links(env), /veth/);
+  t.notRegex(links(env), /veth/, 'deleted at once: the container may still run');
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
+});
+
+t2('a detached container keeps its address and ports across restarts, and releases them when it stops for good', async t => {
+  const env = await netEnv(t);
+  const run = await env.r(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '-p', '7071:80', 'test/bb:1', 'sh', '-c', 'ip -o -4 addr show eth0; sleep 0.7; exit 3']);
+  t.is(run.code, 0, describe(run));
+  await waitFor(async () => JSON.parse((await env.r(['inspect', 'flaky'])).stdout)[0].RestartCount >= 1, { what: 'a restart' });
+  t.regex(natRules(env), /--dport 7071 -j DNAT --to-destination 172\.17\.0\.2:80/, 'kept while the supervisor restarts it');
+  // no tsrun command in between: the supervisor releases the attachment after the last exit
+  await waitFor(() => !/--dport 7071/.test(natRules(env)), { what: 'the rule to go', timeout: 15_000 });
+  await vethsGone(t, env);
+  t.deepEqual(readdirSync(join(env.root, 'netns')), []);
+  const logs = await env.r(['logs', 'flaky']);
+  t.is((logs.stdout.match(/inet 172\.17\.0\.2\//g) ?? []).length, 3, logs.stdout);
 });

@@ -3,6 +3,7 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../runtime/errors';
+import { trace } from '../runtime/trace';
 import { run as runtimeRun, del as runtimeDelete } from '../runtime/container';
 import { ImageStore, mountSnapshot, removeSnapshot, unmountSnapshot } from '../image/store';
 import type { ImageConfig, ImageRecord } from '../image/types';
@@ -177,7 +178,9 @@ export function attachNetwork(root: string, rec: ct.ContainerRecord): void {
   const net = require('./network') as typeof import('./network');
   let hostname = rec.id.slice(0, 12);
   try { hostname = JSON.parse(fs.readFileSync(path.join(ct.containerPath(root, rec.id), 'config.json'), 'utf8')).hostname ?? hostname; } catch { /* default */ }
+  trace('network: attach');
   net.attach(root, { id: rec.id, name: rec.name, net: rec.net, hostname });
+  trace('network: attached');
 }
 
 /** After it stopped for good: veths, namespace, addresses, rules go. */
@@ -185,5 +188,7 @@ export function detachNetwork(root: string, id: string): void {
   const dir = path.join(root, 'networks');
   if (!fs.existsSync(dir)) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
+  trace('network: detach');
   (require('./network') as typeof import('./network')).detach(root, id);
+  trace('network: detached');
 }

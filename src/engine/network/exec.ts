@@ -3,9 +3,11 @@
 // "the host"), except the batches given a namespace file.
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
+import { trace } from '../../runtime/trace';
 
 export function tool(cmd: string, args: string[], input?: string, what?: string): string {
   const r = spawnSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  trace(`net: ${cmd} ${args.slice(0, 3).join(' ')}`);
   if (r.error) throw new TsrunError(`${what ?? cmd}: ${cmd}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (install iproute2 / iptables)' : r.error.message}`, 125);
   if (r.status !== 0) {
     const err = (r.stderr || r.stdout || '').trim().split('\n').filter(Boolean).slice(0, 3).join('; ');
@@ -28,6 +30,7 @@ export function ipBatch(lines: string[], o: { create?: string; enter?: string; f
 export function ipBatchQuiet(lines: string[]): void {
   if (!lines.length) return;
   spawnSync('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', stdio: ['pipe', 'ignore', 'ignore'] });
+  trace('net: ip -force -batch (delete)');
 }
 
 export function ipJSON<T>(args: string[]): T {

@@ -12,6 +12,7 @@
 // crash half-way is repaired by the next write. Jumps from the built-in chains are added when missing.
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
+import { trace } from '../../runtime/trace';
 import type { Attachment, NetworkRecord } from './store';
 
 /** Which iptables: TSRUN_IPTABLES=legacy|nft, else the system's `iptables` (its alternative), as Docker does. */
@@ -26,48 +27,84 @@ const JUMPS = {
   filter: ['-A FORWARD -j TSRUN-ISOLATION-1', '-A FORWARD -j TSRUN-FORWARD'],
 };
 
-export function rulesFor(networks: NetworkRecord[], atts: Attachment[]): { nat: string[]; filter: string[] } {
+/** The rules of each network (its bridge, its subnet): written when networks come and go. */
+export function networkRules(networks: NetworkRecord[]): { nat: string[]; filter: string[] } {
   const nat: string[] = [], filter: string[] = [];
-  const byId = new Map(networks.map((n) => [n.id, n]));
-  for (const a of atts) {
-    const ep = a.endpoints[0];
-    const n = ep && byId.get(ep.networkId);
-    if (!n) continue;
-    for (const p of a.ports) {
-      const dst = p.hostIp && p.hostIp !== '0.0.0.0' ? ` -d ${p.hostIp}/32` : '';
-      nat.push(`-A TSRUN${dst} -p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination ${ep.ip}:${p.containerPort}`);
-      nat.push(`-A TSRUN-POSTROUTING -s ${ep.ip}/32 -d ${ep.ip}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`);
-      filter.push(`-A TSRUN-FORWARD -d ${ep.ip}/32 -o ${n.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j ACCEPT`);
-    }
-  }
   for (const n of networks) {
     if (!n.internal) nat.push(`-A TSRUN-POSTROUTING -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
+    // host-originated traffic into the bridge (localhost:PORT after the OUTPUT DNAT: source 127.0.0.1),
+    // and hairpin: a container reaching a published port of its own bridge
     nat.push(`-A TSRUN-POSTROUTING -o ${n.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
+    nat.push(`-A TSRUN-POSTROUTING -s ${n.subnet} -o ${n.bridge} -m conntrack --ctstate DNAT -j MASQUERADE`);
     filter.push(`-A TSRUN-ISOLATION-1 -i ${n.bridge} ! -o ${n.bridge} -j TSRUN-ISOLATION-2`);
     filter.push(`-A TSRUN-ISOLATION-2 -o ${n.bridge} -j DROP`);
-    filter.push(`-A TSRUN-FORWARD -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
+    // replies, and new connections a published port (a DNAT rule of TSRUN) sends in
+    filter.push(`-A TSRUN-FORWARD -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT`);
     if (n.internal) filter.push(`-A TSRUN-FORWARD -i ${n.bridge} -o ${n.bridge} -j ACCEPT`);
     else filter.push(`-A TSRUN-FORWARD -i ${n.bridge} -j ACCEPT`);
   }
   return { nat, filter };
 }
 
-/** Write tsrun's chains from the state; with nothing to hold, remove the chains and their jumps. */
-export function applyFirewall(networks: NetworkRecord[], atts: Attachment[]): void {
-  const saved = spawnSync(bin('save'), [], { encoding: 'utf8' });
+/** The DNAT rules of the published ports: the one chain rewritten when containers start and stop. */
+export function portRules(networks: NetworkRecord[], atts: Attachment[]): string[] {
+  const ids = new Set(networks.map((n) => n.id));
+  const out: string[] = [];
+  for (const a of atts) {
+    const ep = a.endpoints[0];
+    if (!ep || !ids.has(ep.networkId)) continue;
+    for (const p of a.ports) {
+      const dst = p.hostIp && p.hostIp !== '0.0.0.0' ? ` -d ${p.hostIp}/32` : '';
+      out.push(`-A TSRUN${dst} -p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination ${ep.ip}:${p.containerPort}`);
+    }
+  }
+  return out;
+}
+
+function save(table?: string): string {
+  const saved = spawnSync(bin('save'), table ? ['-t', table] : [], { encoding: 'utf8' });
+  trace(`net: iptables-save ${table ?? ''}`);
   if (saved.error || saved.status !== 0) {
     throw new TsrunError(`iptables: ${bin('save')}: ${saved.error?.message ?? saved.stderr.trim()}`, 125);
   }
-  const have = (table: string) => {
-    const m = new RegExp(`^\\*${table}\\n([\\s\\S]*?)^COMMIT`, 'm').exec(saved.stdout);
-    return m ? m[1].split('\n') : [];
-  };
-  const { nat, filter } = rulesFor(networks, atts);
+  return saved.stdout;
+}
+
+function restore(lines: string[]): void {
+  const r = spawnSync(bin('restore'), ['--noflush'], { input: lines.join('\n') + '\n', encoding: 'utf8' });
+  trace('net: iptables-restore');
+  if (r.error || r.status !== 0) {
+    throw new TsrunError(`iptables: ${bin('restore')} --noflush: ${r.error?.message ?? r.stderr.trim().split('\n').join('; ')}`, 125);
+  }
+}
+
+function tableLines(saved: string, table: string): string[] {
+  const m = new RegExp(`^\\*${table}\\n([\\s\\S]*?)^COMMIT`, 'm').exec(saved);
+  return m ? m[1].split('\n') : [];
+}
+
+/**
+ * Only the published ports changed: rewrite chain TSRUN alone (one small restore; iptables-nft
+ * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). When the rest is
+ * not in place (a first start, a crash, someone flushed the tables), everything is written.
+ */
+export function applyPorts(networks: NetworkRecord[], atts: Attachment[]): void {
+  const nat = tableLines(save('nat'), 'nat');
+  const whole = JUMPS.nat.every((j) => nat.includes(j)) && nat.some((l) => l.startsWith('-A TSRUN-POSTROUTING '));
+  if (!whole) { applyFirewall(networks, atts); return; }
+  restore(['*nat', ':TSRUN - [0:0]', ...portRules(networks, atts), 'COMMIT']);
+}
+
+/** Write all of tsrun's chains from the state; with no network left, remove the chains and their jumps. */
+export function applyFirewall(networks: NetworkRecord[], atts: Attachment[]): void {
+  const saved = save();
+  const { nat, filter } = networkRules(networks);
+  nat.unshift(...portRules(networks, atts));
   const empty = networks.length === 0;
   const out: string[] = [];
   const table = (name: 'nat' | 'filter', chains: string[], rules: string[]) => {
-    const lines = have(name);
-    const exists = (c: string) => lines.includes(`:${c} - [0:0]`) || lines.some((l) => l.startsWith(`:${c} `));
+    const lines = tableLines(saved, name);
+    const exists = (c: string) => lines.some((l) => l.startsWith(`:${c} `));
     if (empty && !chains.some(exists)) return;
     out.push(`*${name}`, ...chains.map((c) => `:${c} - [0:0]`));
     const jumps = JUMPS[name];
@@ -91,9 +128,5 @@ export function applyFirewall(networks: NetworkRecord[], atts: Attachment[]): vo
   };
   table('nat', ['TSRUN', 'TSRUN-POSTROUTING'], nat);
   table('filter', ['TSRUN-ISOLATION-1', 'TSRUN-ISOLATION-2', 'TSRUN-FORWARD'], filter);
-  if (!out.length) return;
-  const r = spawnSync(bin('restore'), ['--noflush'], { input: out.join('\n') + '\n', encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new TsrunError(`iptables: ${bin('restore')} --noflush: ${r.error?.message ?? r.stderr.trim().split('\n').join('; ')}`, 125);
-  }
+  if (out.length) restore(out);
 }

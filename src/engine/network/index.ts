@@ -15,10 +15,11 @@ import fs = require('fs');
 import path = require('path');
 import { spawn } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
+import { trace } from '../../runtime/trace';
 import * as st from './store';
 import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange, macFor, isIPv4, type Subnet } from './addr';
 import { ipBatch, ipBatchQuiet, tool, ipJSON } from './exec';
-import { applyFirewall } from './firewall';
+import { applyFirewall, applyPorts } from './firewall';
 import { listening, ephemeralRange } from './ports';
 import { hostsText, resolvText, writeInPlace } from './files';
 import { isBridgeLike, type NetConfig } from './config';
@@ -131,6 +132,11 @@ export function removeNetwork(root: string, key: string): st.NetworkRecord {
 
 /** The bridge, its address, up; forwarding on; route_localnet (localhost:PORT → container). Returns true if it made the bridge. */
 function ensureBridge(n: st.NetworkRecord): boolean {
+  // /proc/sys/net shows the links of the reader's namespace: a stat instead of an `ip` process
+  if (fs.existsSync(`/proc/sys/net/ipv4/conf/${n.bridge}`)) {
+    sysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    return false;
+  }
   let have: { addr_info?: { family: string; local: string; prefixlen: number }[]; operstate?: string; flags?: string[] }[] = [];
   try { have = ipJSON(['addr', 'show', 'dev', n.bridge]); } catch { /* missing */ }
   const s = parseCidr(n.subnet);
@@ -161,7 +167,7 @@ function usedAddresses(atts: st.Attachment[], n: st.NetworkRecord): Set<number> 
   return used;
 }
 
-function allocate(atts: st.Attachment[], n: st.NetworkRecord, want?: string): number {
+function allocate(root: string, atts: st.Attachment[], n: st.NetworkRecord, want?: string): number {
   const s = parseCidr(n.subnet);
   const used = usedAddresses(atts, n);
   if (want) {
@@ -170,8 +176,17 @@ function allocate(atts: st.Attachment[], n: st.NetworkRecord, want?: string): nu
     if (used.has(ip)) throw new TsrunError(`Address already in use: ${want} on network ${n.name}`, 125);
     return ip;
   }
+  // round robin from the last address given out: an address just released (whose veth the kernel
+  // may still be deleting) is the last to be handed out again
   const [lo, hi] = hostRange(s);
-  for (let ip = lo; ip <= hi; ip++) if (!used.has(ip)) return ip;
+  let last = lo - 1;
+  const file = path.join(st.networksDir(root), `${n.id}.last`);
+  try { last = ipToInt(fs.readFileSync(file, 'utf8').trim()); } catch { /* first */ }
+  if (last < lo - 1 || last > hi) last = lo - 1;
+  for (let k = 1; k <= hi - lo + 1; k++) {
+    const ip = lo + ((last - lo + k) % (hi - lo + 1));
+    if (!used.has(ip)) { fs.writeFileSync(file, intToIp(ip)); return ip; }
+  }
   throw new TsrunError(`no available IPv4 addresses on network ${n.name} (${n.subnet})`, 125);
 }
 
@@ -203,8 +218,9 @@ export function attach(root: string, c: ContainerInfo): void {
   if (net.mode.startsWith('container:')) { joinContainer(root, c, net.mode.slice('container:'.length)); return; }
   const resolvers: st.NetworkRecord[] = [];
   st.withNetLock(root, () => {
+    trace('net: locked');
     reconcileLocked(root);
-    if (st.readAttachment(root, c.id)) detachLocked(root, c.id);
+    if (st.readAttachment(root, c.id)) detachLocked(root, c.id, false);
     const atts = st.listAttachments(root);
     const wanted = [{ network: net.mode, aliases: net.aliases ?? [], ip: net.ip }, ...(net.extra ?? []).map((e) => ({ network: e.network, aliases: e.aliases ?? [], ip: e.ip }))];
     const eps: st.Endpoint[] = [];
@@ -213,7 +229,7 @@ export function attach(root: string, c: ContainerInfo): void {
       const n = resolveNetwork(root, w.network);
       if (eps.some((e) => e.networkId === n.id)) continue;
       if (ensureBridge(n)) rulesChanged = true;
-      const ip = allocate([...atts, { endpoints: eps } as st.Attachment], n, w.ip);
+      const ip = allocate(root, [...atts, { endpoints: eps } as st.Attachment], n, w.ip);
       eps.push({
         networkId: n.id, networkName: n.name, bridge: n.bridge, ip: intToIp(ip), prefix: parseCidr(n.subnet).bits, gateway: n.gateway,
         mac: i === 0 && net.mac ? net.mac : macFor(ip), veth: vethName(), ifname: `eth${eps.length}`,
@@ -221,7 +237,9 @@ export function attach(root: string, c: ContainerInfo): void {
       });
       if (n.dns) resolvers.push(n);
     }
+    trace('net: addresses');
     const ports = allocatePorts(atts, net);
+    trace('net: ports');
     const a: st.Attachment = {
       containerId: c.id, name: c.name, owner: { pid: process.pid, start: st.procStart(process.pid) ?? '' },
       netns: st.netnsPath(root, c.id), endpoints: eps, ports,
@@ -229,10 +247,11 @@ export function attach(root: string, c: ContainerInfo): void {
     st.saveAttachment(root, a);
     try {
       plumb(a);
-      if (ports.length || rulesChanged) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      if (rulesChanged) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
       for (const n of resolvers) ensureResolver(root, n);
     } catch (e) {
-      detachLocked(root, c.id);
+      detachLocked(root, c.id, false);
       throw e;
     }
     writeFiles(root, c, net, a);
@@ -246,7 +265,10 @@ function readOr(file: string, fallback: string): string {
 function allocatePorts(atts: st.Attachment[], net: NetConfig): st.PortBinding[] {
   const taken = new Set<string>();
   for (const a of atts) for (const p of a.ports) taken.add(`${p.proto}:${p.hostPort}`);
-  const listen = { tcp: listening('tcp'), udp: listening('udp') };
+  // what listens in this namespace (only for the protocols asked: /proc/net/tcp walks the kernel's
+  // whole socket hash, ~4 ms): a DNAT rule would silently shadow a host service on that port
+  const cache: Partial<Record<'tcp' | 'udp', Set<number>>> = {};
+  const listen = { get tcp() { return (cache.tcp ??= listening('tcp')); }, get udp() { return (cache.udp ??= listening('udp')); } };
   const out: st.PortBinding[] = [];
   const [lo, hi] = ephemeralRange();
   for (const r of net.ports ?? []) {
@@ -272,19 +294,26 @@ function plumb(a: st.Attachment): void {
   for (const e of a.endpoints) {
     inside.push(`link add ${e.ifname} address ${e.mac} type veth peer name ${e.veth} netns ${process.pid}`,
       `addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`);
-    host.push(`link set ${e.veth} master ${e.bridge} up`);
+    host.push(`link set ${e.veth} master ${e.bridge} up`, `link set ${e.veth} type bridge_slave hairpin on`);
   }
   if (a.endpoints[0]) inside.push(`route add default via ${a.endpoints[0].gateway}`);
   ipBatch(inside, { create: a.netns, what: `container ${a.name}: network namespace` });
   ipBatch(host, { what: `container ${a.name}: veth` });
 }
 
-function detachLocked(root: string, id: string): void {
+/**
+ * `stopped`: the container has exited, so unmounting its namespace file frees the namespace and the
+ * kernel deletes the veth pair with it (asynchronously: an explicit `ip link del` costs ~15 ms of
+ * synchronize_net on the stop path). Otherwise (an owner died, the container may live on) the veths
+ * are deleted first, so the container loses the addresses that are given back.
+ */
+function detachLocked(root: string, id: string, stopped: boolean): void {
   const a = st.readAttachment(root, id);
-  if (a) ipBatchQuiet(a.endpoints.map((e) => `link del ${e.veth}`));
+  if (a && !stopped) ipBatchQuiet(a.endpoints.map((e) => `link del ${e.veth}`));
   unmountNetns(st.netnsPath(root, id));
+  trace('net: namespace unmounted');
   st.deleteAttachment(root, id);
-  if (a?.ports.length) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+  if (a?.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
 }
 
 function unmountNetns(file: string): void {
@@ -298,7 +327,17 @@ function unmountNetns(file: string): void {
 /** After the container stopped for good (stop, rm, the end of a foreground run). */
 export function detach(root: string, id: string): void {
   if (!st.readAttachment(root, id) && !fs.existsSync(st.netnsPath(root, id))) return;
-  st.withNetLock(root, () => detachLocked(root, id));
+  st.withNetLock(root, () => detachLocked(root, id, true));
+}
+
+/** The owner (a supervisor) gives the attachment up; anyone else's attachment is left alone. */
+export function release(root: string, id: string, owner: number): void {
+  const a = st.readAttachment(root, id);
+  if (!a || (a.owner.pid !== owner && st.ownerAlive(a))) return;
+  st.withNetLock(root, () => {
+    const cur = st.readAttachment(root, id);
+    if (cur && (cur.owner.pid === owner || !st.ownerAlive(cur))) detachLocked(root, id, true);
+  });
 }
 
 /** The attachment now lives as long as this process (the supervisor of a detached container). */
@@ -317,7 +356,7 @@ function reconcileLocked(root: string): void {
   const live = new Set<string>();
   for (const a of atts) {
     if (st.ownerAlive(a)) live.add(a.containerId);
-    else detachLocked(root, a.containerId);
+    else detachLocked(root, a.containerId, false);
   }
   let files: string[] = [];
   try { files = fs.readdirSync(st.netnsDir(root)); } catch { /* none */ }
@@ -421,7 +460,7 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
     const a = st.readAttachment(root, c.id);
     if (a && st.ownerAlive(a)) {
       const bridgeMade = ensureBridge(n);
-      const ip = allocate(st.listAttachments(root), n, o.ip);
+      const ip = allocate(root, st.listAttachments(root), n, o.ip);
       const used = new Set(a.endpoints.map((e) => e.ifname));
       let k = 0;
       while (used.has(`eth${k}`)) k++;
@@ -467,7 +506,7 @@ export function disconnect(root: string, c: { id: string; name: string; net?: Ne
       ipBatchQuiet([`link del ${e.veth}`]);
       const updated = { ...a, endpoints: a.endpoints.filter((x) => x !== e) };
       st.saveAttachment(root, updated);
-      if (a.ports.length) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      if (a.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
       writeFiles(root, c, next, updated);
     }
     return next;
