@@ -107,6 +107,9 @@ t2('-p: DNAT from outside keeps the client address, localhost works, port/ps sho
   t.regex(await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?198\.51\.100\.2\]?$/, 'DNAT, not a proxy: the container sees the client');
   t.regex(await get(env, env.host, 'http://127.0.0.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?172\.17\.0\.1\]?$/, 'localhost:8080 from the host');
   t.regex(await get(env, env.host, 'http://198.51.100.1:8080/cgi-bin/r'), /^remote=/, 'the host\'s own address');
+  // hairpin: the container itself through its published port
+  const hp = await env.r(['exec', 'web', 'sh', '-c', 'printf "GET /cgi-bin/r HTTP/1.0\\r\\n\\r\\n" | nc -w 3 198.51.100.1 8080 | tail -1']);
+  t.regex(hp.stdout, /^remote=/, describe(hp));
   const port = await env.r(['port', 'web']);
   t.regex(port.stdout, /^80\/tcp -> 0\.0\.0\.0:8080\n5353\/udp -> 0\.0\.0\.0:(\d+)\n$/, describe(port));
   const rnd = Number(/5353\/udp -> 0\.0\.0\.0:(\d+)/.exec(port.stdout)?.[1]);

@@ -87,25 +87,28 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   delete env.NODE_EXTRA_CA_CERTS;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const run = require('./run') as typeof import('./run');
-  run.attachNetwork(root, c);
+  const attached = run.attachNetwork(root, c);
   const child = spawn(supervisorBin(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env, detached: true });
-  const outcome: string = await new Promise((resolve, reject) => {
+  const outcome: string = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
     pipe.on('data', (d: Buffer) => { buf += d.toString(); });
     pipe.on('end', () => resolve(buf));
     pipe.on('error', reject);
     child.on('error', (e) => reject(new TsrunError(`start the supervisor ${supervisorBin()}: ${e.message}`, 125)));
+  }).catch((e) => {
+    if (attached) run.detachNetwork(root, c.id);
+    throw e;
   });
   const line = outcome.split('\n')[0];
   if (line.startsWith('ok ')) {
     ct.saveContainer(root, { ...ct.findContainer(root, c.id), startedAt: new Date().toISOString() });
     // the network attachment now lives as long as the supervisor
     const sup = supervisorPid(root, c.id);
-    if (c.net && sup) (require('./network') as typeof import('./network')).handOver(root, c.id, sup); // eslint-disable-line @typescript-eslint/no-require-imports
+    if (attached && sup) (require('./network') as typeof import('./network')).handOver(root, c.id, sup); // eslint-disable-line @typescript-eslint/no-require-imports
     return Number(line.slice(3));
   }
-  run.detachNetwork(root, c.id);
+  if (attached) run.detachNetwork(root, c.id);
   const msg = line.startsWith('error ') ? line.slice(6) : `the supervisor of ${c.id.slice(0, 12)} failed without a word`;
   throw new TsrunError(msg.replace(/^tsrun: /, ''), /executable file not found|no such file/.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 125);
 }

@@ -172,15 +172,16 @@ function networkFor(o: RunImageOptions, config: ImageConfig, rec: ct.ContainerRe
 }
 
 /** Before the runtime runs the container: its namespace, addresses, ports, rules, /etc files. */
-export function attachNetwork(root: string, rec: ct.ContainerRecord): void {
-  if (!rec.net || rec.net.mode === 'none') return;
+export function attachNetwork(root: string, rec: ct.ContainerRecord): boolean {
+  if (!rec.net || rec.net.mode === 'none') return false;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const net = require('./network') as typeof import('./network');
   let hostname = rec.id.slice(0, 12);
   try { hostname = JSON.parse(fs.readFileSync(path.join(ct.containerPath(root, rec.id), 'config.json'), 'utf8')).hostname ?? hostname; } catch { /* default */ }
   trace('network: attach');
-  net.attach(root, { id: rec.id, name: rec.name, net: rec.net, hostname });
+  const made = net.attach(root, { id: rec.id, name: rec.name, net: rec.net, hostname });
   trace('network: attached');
+  return made;
 }
 
 /** After it stopped for good: veths, namespace, addresses, rules go. */

@@ -203,24 +203,25 @@ function vethName(): string {
 
 /**
  * Before the runtime starts the container: its namespace, addresses, ports, rules and /etc files.
- * Returns the netns path for config.json (undefined: the runtime makes a private one, or none).
+ * Returns whether it attached (false: no namespace of its own, or attached already).
  */
-export function attach(root: string, c: ContainerInfo): void {
+export function attach(root: string, c: ContainerInfo): boolean {
   const net = c.net ?? { mode: 'none' };
   const dir = containerDir(root, c.id);
   if (net.mode === 'host') {
     writeInPlace(path.join(dir, 'hosts'), readOr('/etc/hosts', hostsText({ hostname: c.hostname })));
     writeInPlace(path.join(dir, 'resolv.conf'), readOr('/etc/resolv.conf', resolvText({})));
     writeInPlace(path.join(dir, 'hostname'), c.hostname + '\n');
-    return;
+    return false;
   }
-  if (net.mode === 'none') return;
-  if (net.mode.startsWith('container:')) { joinContainer(root, c, net.mode.slice('container:'.length)); return; }
+  if (net.mode === 'none') return false;
+  if (net.mode.startsWith('container:')) { joinContainer(root, c, net.mode.slice('container:'.length)); return false; }
   const resolvers: st.NetworkRecord[] = [];
-  st.withNetLock(root, () => {
+  return st.withNetLock(root, () => {
     trace('net: locked');
     reconcileLocked(root);
-    if (st.readAttachment(root, c.id)) detachLocked(root, c.id, false);
+    // a live attachment is a running container's (`start` of a running one): left alone
+    if (st.readAttachment(root, c.id)) return false;
     const atts = st.listAttachments(root);
     const wanted = [{ network: net.mode, aliases: net.aliases ?? [], ip: net.ip }, ...(net.extra ?? []).map((e) => ({ network: e.network, aliases: e.aliases ?? [], ip: e.ip }))];
     const eps: st.Endpoint[] = [];
@@ -255,6 +256,7 @@ export function attach(root: string, c: ContainerInfo): void {
       throw e;
     }
     writeFiles(root, c, net, a);
+    return true;
   });
 }
 
