@@ -88,7 +88,9 @@ function tableLines(saved: string, table: string): string[] {
  * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). When the rest is
  * not in place (a first start, a crash, someone flushed the tables), everything is written.
  */
-export function applyPorts(networks: NetworkRecord[], atts: Attachment[]): void {
+export function applyPorts(networks: NetworkRecord[], atts: Attachment[], removing = false): void {
+  // rules only going away: chain TSRUN alone, whatever else is there (a missing jump loses nothing)
+  if (removing) { restore(['*nat', ':TSRUN - [0:0]', ...portRules(networks, atts), 'COMMIT']); return; }
   const nat = tableLines(save('nat'), 'nat');
   const whole = JUMPS.nat.every((j) => nat.includes(j)) && nat.some((l) => l.startsWith('-A TSRUN-POSTROUTING '));
   if (!whole) { applyFirewall(networks, atts); return; }

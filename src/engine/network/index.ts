@@ -20,7 +20,7 @@ import * as st from './store';
 import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange, macFor, isIPv4, type Subnet } from './addr';
 import { ipBatch, ipBatchQuiet, tool, ipJSON } from './exec';
 import { applyFirewall, applyPorts } from './firewall';
-import { listening, ephemeralRange } from './ports';
+import { listeningPorts, ephemeralRange } from './ports';
 import { hostsText, resolvText, writeInPlace } from './files';
 import { isBridgeLike, type NetConfig } from './config';
 
@@ -267,10 +267,9 @@ function readOr(file: string, fallback: string): string {
 function allocatePorts(atts: st.Attachment[], net: NetConfig): st.PortBinding[] {
   const taken = new Set<string>();
   for (const a of atts) for (const p of a.ports) taken.add(`${p.proto}:${p.hostPort}`);
-  // what listens in this namespace (only for the protocols asked: /proc/net/tcp walks the kernel's
-  // whole socket hash, ~4 ms): a DNAT rule would silently shadow a host service on that port
-  const cache: Partial<Record<'tcp' | 'udp', Set<number>>> = {};
-  const listen = { get tcp() { return (cache.tcp ??= listening('tcp')); }, get udp() { return (cache.udp ??= listening('udp')); } };
+  // what listens in this namespace: a DNAT rule would silently shadow a host service on that port
+  let cache: ReturnType<typeof listeningPorts> | undefined;
+  const listen = { get tcp() { return (cache ??= listeningPorts()).tcp; }, get udp() { return (cache ??= listeningPorts()).udp; } };
   const out: st.PortBinding[] = [];
   const [lo, hi] = ephemeralRange();
   for (const r of net.ports ?? []) {
@@ -315,7 +314,7 @@ function detachLocked(root: string, id: string, stopped: boolean): void {
   unmountNetns(st.netnsPath(root, id));
   trace('net: namespace unmounted');
   st.deleteAttachment(root, id);
-  if (a?.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
+  if (a?.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
 }
 
 function unmountNetns(file: string): void {

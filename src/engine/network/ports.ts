@@ -1,5 +1,6 @@
 // -p/--publish and -P: parsing, docker's formats for `port` and the PORTS column, host port choice.
 import fs = require('fs');
+import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
 import { isIPv4 } from './addr';
 import type { PortBinding } from './store';
@@ -54,6 +55,23 @@ export function formatPs(p: PortBinding): string {
 /** `80/tcp -> 0.0.0.0:8080` */
 export function formatPort(p: PortBinding): string {
   return `${p.containerPort}/${p.proto} -> ${p.hostIp}:${p.hostPort}`;
+}
+
+/**
+ * Ports something in this network namespace listens on: `ss -Hlntu` (inet_diag walks only the
+ * listening sockets, ~3 ms); /proc/net/tcp (the reader's namespace, but a walk of the kernel's whole
+ * socket hash, ~8 ms) when there is no ss.
+ */
+export function listeningPorts(): { tcp: Set<number>; udp: Set<number> } {
+  const r = spawnSync('ss', ['-Hlntu'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return { tcp: listening('tcp'), udp: listening('udp') };
+  const out = { tcp: new Set<number>(), udp: new Set<number>() };
+  for (const line of r.stdout.split('\n')) {
+    const c = line.trim().split(/\s+/);
+    if ((c[0] !== 'tcp' && c[0] !== 'udp') || !c[4]) continue;
+    out[c[0]].add(Number(c[4].slice(c[4].lastIndexOf(':') + 1)));
+  }
+  return out;
 }
 
 /** Ports something in this network namespace listens on (/proc/net is the reader's namespace). */
