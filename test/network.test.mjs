@@ -29,7 +29,7 @@ async function netEnv(t) {
   sh('ip', ['netns', 'add', host]);
   sh('ip', ['netns', 'add', out]);
   const root = newRoot(t);
-  const inNs = (ns, cmd, args, opts = {}) => spawnCmd('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { env: childEnv({ TSRUN_DEFAULT_NETWORK: 'bridge', ...(opts.env ?? {}) }), ...opts }).done;
+  const inNs = (ns, cmd, args, { env: extra, ...opts } = {}) => spawnCmd('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { ...opts, env: childEnv({ TSRUN_DEFAULT_NETWORK: 'bridge', ...(extra ?? {}) }) }).done;
   const r = (args, opts) => inNs(host, TSRUN, ['--root', root, ...args], opts);
   t.teardown(async () => {
     const ids = (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
@@ -261,4 +261,23 @@ t2('a detached container keeps its address and ports across restarts, and releas
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
   const logs = await env.r(['logs', 'flaky']);
   t.is((logs.stdout.match(/inet 172\.17\.0\.2\//g) ?? []).length, 3, logs.stdout);
+});
+
+t2('iptables backends: a namespace whose rules are in iptables-legacy gets tsrun\'s there too', async t => {
+  const env = await netEnv(t);
+  // a "host" firewall kept with iptables-legacy
+  env.inHost('iptables-legacy', ['-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT']);
+  const run = await env.r(['run', '-d', '--name', 'web', '-p', '8080:80', 'test/bb:1', ...HTTPD]);
+  t.is(run.code, 0, describe(run));
+  const legacy = env.inHost('iptables-legacy-save', []);
+  t.regex(legacy, /--dport 8080 -j DNAT --to-destination 172\.17\.0\.2:80/);
+  t.regex(legacy, /-A TSRUN-POSTROUTING -s 172\.17\.0\.0\/16 ! -o tsrun0 -j MASQUERADE/);
+  t.notRegex(env.inHost('iptables-nft-save', []), /TSRUN/);
+  await waitFor(async () => /198\.51\.100\.2/.test(await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')), { what: 'httpd through legacy DNAT' });
+  t.is((await env.r(['rm', '-f', 'web'])).code, 0);
+  t.notRegex(env.inHost('iptables-legacy-save', []), /-j DNAT/);
+  // TSRUN_IPTABLES overrides the choice
+  const nft = await env.r(['run', '--rm', '-p', '8081:80', 'test/bb:1', 'sh', '-c', 'true'], { env: { TSRUN_IPTABLES: 'nft' } });
+  t.is(nft.code, 0, describe(nft));
+  t.regex(env.inHost('iptables-nft-save', []), /TSRUN/);
 });

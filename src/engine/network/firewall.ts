@@ -10,16 +10,46 @@
 // The chains' contents are a pure function of the state on disk (networks + attachments), written
 // whole by one `iptables-restore --noflush` (declaring a chain flushes it): atomic, idempotent, and a
 // crash half-way is repaired by the next write. Jumps from the built-in chains are added when missing.
+import fs = require('fs');
+import path = require('path');
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
 import { trace } from '../../runtime/trace';
 import type { Attachment, NetworkRecord } from './store';
 
-/** Which iptables: TSRUN_IPTABLES=legacy|nft, else the system's `iptables` (its alternative), as Docker does. */
+let chosen: 'legacy' | 'nft' | '' | undefined;
+
+/**
+ * Which iptables: TSRUN_IPTABLES=legacy|nft; else, as Docker-in-Docker's entrypoint and Kubernetes'
+ * iptables-wrapper do, the backend that already holds rules in this namespace (more `-A` lines), and
+ * the system's `iptables` alternative when neither or both do. The choice is cached per network
+ * namespace (by its inode) in `cacheDir`, so the two probes run once.
+ */
+export function chooseBackend(cacheDir: string): void {
+  const env = process.env.TSRUN_IPTABLES;
+  if (env === 'legacy' || env === 'nft') { chosen = env; return; }
+  let ino = '';
+  try { ino = String(fs.statSync('/proc/self/ns/net').ino); } catch { /* no /proc: probe */ }
+  const file = path.join(cacheDir, `.iptables-${ino}`);
+  try {
+    const v = fs.readFileSync(file, 'utf8').trim();
+    if (v === 'legacy' || v === 'nft' || v === '') { chosen = v; return; }
+  } catch { /* not probed yet */ }
+  const rules = (b: string) => {
+    const r = spawnSync(`iptables-${b}-save`, [], { encoding: 'utf8' });
+    return r.status === 0 ? (r.stdout.match(/^-A /gm) ?? []).length : -1;
+  };
+  const legacy = rules('legacy'), nft = rules('nft');
+  chosen = legacy > 0 && legacy > nft ? 'legacy' : nft > 0 && nft > legacy && legacy >= 0 ? 'nft' : '';
+  try { if (ino) fs.writeFileSync(file, chosen); } catch { /* probe again next time */ }
+}
+
 function bin(tool: 'save' | 'restore'): string {
-  const b = process.env.TSRUN_IPTABLES;
-  if (b === 'legacy' || b === 'nft') return `iptables-${b}-${tool}`;
-  return `iptables-${tool}`;
+  if (chosen === undefined) {
+    const b = process.env.TSRUN_IPTABLES;
+    chosen = b === 'legacy' || b === 'nft' ? b : '';
+  }
+  return chosen ? `iptables-${chosen}-${tool}` : `iptables-${tool}`;
 }
 
 const JUMPS = {
@@ -36,6 +66,10 @@ export function networkRules(networks: NetworkRecord[]): { nat: string[]; filter
     // and hairpin: a container reaching a published port of its own bridge
     nat.push(`-A TSRUN-POSTROUTING -o ${n.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
     nat.push(`-A TSRUN-POSTROUTING -s ${n.subnet} -o ${n.bridge} -m conntrack --ctstate DNAT -j MASQUERADE`);
+    if (n.internal) {
+      // --internal: nothing in or out of the bridge but its own traffic
+      filter.push(`-A TSRUN-ISOLATION-1 -i ${n.bridge} ! -o ${n.bridge} -j DROP`, `-A TSRUN-ISOLATION-1 ! -i ${n.bridge} -o ${n.bridge} -j DROP`);
+    }
     filter.push(`-A TSRUN-ISOLATION-1 -i ${n.bridge} ! -o ${n.bridge} -j TSRUN-ISOLATION-2`);
     filter.push(`-A TSRUN-ISOLATION-2 -o ${n.bridge} -j DROP`);
     // replies, and new connections a published port (a DNAT rule of TSRUN) sends in

@@ -19,12 +19,20 @@ import { trace } from '../../runtime/trace';
 import * as st from './store';
 import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange, macFor, isIPv4, type Subnet } from './addr';
 import { ipBatch, ipBatchQuiet, tool, ipJSON } from './exec';
-import { applyFirewall, applyPorts } from './firewall';
+import { applyFirewall, applyPorts, chooseBackend } from './firewall';
 import { listeningPorts, ephemeralRange } from './ports';
 import { hostsText, resolvText, writeInPlace } from './files';
 import { isBridgeLike, type NetConfig } from './config';
 
 export { defaultNetworkMode, isBridgeLike, type NetConfig } from './config';
+
+/** The lock, and the iptables backend for this namespace chosen before any rule is written. */
+function locked<T>(root: string, fn: () => T): T {
+  return st.withNetLock(root, () => {
+    chooseBackend(st.networksDir(root));
+    return fn();
+  });
+}
 
 interface ContainerInfo { id: string; name: string; net?: NetConfig; hostname: string }
 
@@ -81,7 +89,7 @@ function defaultNetworkLocked(root: string): st.NetworkRecord {
 export function createNetwork(root: string, o: { name: string; subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string> }): st.NetworkRecord {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) throw new TsrunError(`invalid network name "${o.name}"`, 125);
   if (['bridge', 'host', 'none'].includes(o.name)) throw new TsrunError(`network with name ${o.name} already exists`, 125);
-  return st.withNetLock(root, () => {
+  return locked(root, () => {
     if (st.listNetworks(root).some((n) => n.name === o.name)) throw new TsrunError(`network with name ${o.name} already exists`, 125);
     let subnet: string;
     if (o.subnet) {
@@ -115,7 +123,7 @@ export function createNetwork(root: string, o: { name: string; subnet?: string; 
 }
 
 export function removeNetwork(root: string, key: string): st.NetworkRecord {
-  return st.withNetLock(root, () => {
+  return locked(root, () => {
     reconcileLocked(root);
     const n = st.findNetwork(root, key);
     if (!n) throw new TsrunError(`network ${key} not found`, 1);
@@ -217,7 +225,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
   if (net.mode === 'none') return false;
   if (net.mode.startsWith('container:')) { joinContainer(root, c, net.mode.slice('container:'.length)); return false; }
   const resolvers: st.NetworkRecord[] = [];
-  return st.withNetLock(root, () => {
+  return locked(root, () => {
     trace('net: locked');
     reconcileLocked(root);
     // a live attachment is a running container's (`start` of a running one): left alone
@@ -328,14 +336,14 @@ function unmountNetns(file: string): void {
 /** After the container stopped for good (stop, rm, the end of a foreground run). */
 export function detach(root: string, id: string): void {
   if (!st.readAttachment(root, id) && !fs.existsSync(st.netnsPath(root, id))) return;
-  st.withNetLock(root, () => detachLocked(root, id, true));
+  locked(root, () => detachLocked(root, id, true));
 }
 
 /** The owner (a supervisor) gives the attachment up; anyone else's attachment is left alone. */
 export function release(root: string, id: string, owner: number): void {
   const a = st.readAttachment(root, id);
   if (!a || (a.owner.pid !== owner && st.ownerAlive(a))) return;
-  st.withNetLock(root, () => {
+  locked(root, () => {
     const cur = st.readAttachment(root, id);
     if (cur && (cur.owner.pid === owner || !st.ownerAlive(cur))) detachLocked(root, id, true);
   });
@@ -346,7 +354,7 @@ export function handOver(root: string, id: string, pid: number): void {
   const a = st.readAttachment(root, id);
   const start = st.procStart(pid);
   if (!a || !start) return;
-  st.withNetLock(root, () => {
+  locked(root, () => {
     const cur = st.readAttachment(root, id);
     if (cur) st.saveAttachment(root, { ...cur, owner: { pid, start } });
   });
@@ -367,7 +375,7 @@ function reconcileLocked(root: string): void {
 /** Sweep attachments whose owner died (cheap when there are none). */
 export function reconcile(root: string): void {
   const stale = st.listAttachments(root).some((a) => !st.ownerAlive(a));
-  if (stale) st.withNetLock(root, () => reconcileLocked(root));
+  if (stale) locked(root, () => reconcileLocked(root));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,7 +461,7 @@ export { tool };
 export function connect(root: string, c: { id: string; name: string; net?: NetConfig; hostname: string }, key: string, o: { aliases?: string[]; ip?: string }): NetConfig {
   const net: NetConfig = c.net ?? { mode: 'none' };
   if (!isBridgeLike(net.mode)) throw new TsrunError('container sharing network namespace with another container or host cannot be connected to any other network', 1);
-  return st.withNetLock(root, () => {
+  return locked(root, () => {
     const n = resolveNetwork(root, key);
     const same = (k: string) => k === n.name || k === n.id || (k === 'bridge' && n.isDefault);
     if (same(net.mode) || (net.extra ?? []).some((e) => same(e.network))) throw new TsrunError(`endpoint with name ${c.name} already exists in network ${n.name}`, 1);
@@ -488,7 +496,7 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
 
 export function disconnect(root: string, c: { id: string; name: string; net?: NetConfig; hostname: string }, key: string): NetConfig {
   const net: NetConfig = c.net ?? { mode: 'none' };
-  return st.withNetLock(root, () => {
+  return locked(root, () => {
     const n = st.findNetwork(root, key) ?? (key === 'bridge' ? defaultNetworkLocked(root) : undefined);
     if (!n) throw new TsrunError(`network ${key} not found`, 1);
     const same = (k: string) => k === n.name || k === n.id || (k === 'bridge' && !!n.isDefault);
@@ -519,7 +527,7 @@ export function disconnect(root: string, c: { id: string; name: string; net?: Ne
 
 export function listAll(root: string): st.NetworkRecord[] {
   const nets = st.listNetworks(root);
-  if (!nets.some((n) => n.isDefault)) nets.unshift(st.withNetLock(root, () => defaultNetworkLocked(root)));
+  if (!nets.some((n) => n.isDefault)) nets.unshift(locked(root, () => defaultNetworkLocked(root)));
   return nets;
 }
 
