@@ -5,7 +5,7 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { newRoot, tempDir, ensureImage, describe, tsrunOnly, waitFor, sleep, spawnCmd, childEnv, TSRUN } from './helpers/index.mjs';
 
@@ -36,6 +36,12 @@ async function netEnv(t) {
     if (ids.length) await r(['rm', '-f', ...ids]);
     const nets = (await r(['network', 'ls', '--format', '{{.Name}}'])).stdout.trim().split('\n').filter((n) => n && !['bridge', 'host', 'none'].includes(n));
     if (nets.length) await r(['network', 'rm', ...nets]);
+    // resolvers this test's networks started, should `network rm` have failed
+    for (const pid of readdirSync('/proc').filter(p => /^\d+$/.test(p))) {
+      let cmd = '';
+      try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+      if (cmd.includes('dns-serve') && cmd.includes(root)) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
+    }
     spawnSync('ip', ['netns', 'del', host]);
     spawnSync('ip', ['netns', 'del', out]);
   });
@@ -247,6 +253,12 @@ t2('a killed tsrun: the next command sweeps its veth, namespace and rules', asyn
   t.notRegex(natRules(env), /--dport 9090/);
   t.notRegex(links(env), /veth/, 'deleted at once: the container may still run');
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
+  // a crash between making the bridge and writing its rules (simulated: rules and marker gone)
+  env.inHost('iptables', ['-t', 'nat', '-F', 'TSRUN-POSTROUTING']);
+  for (const f of readdirSync(join(env.root, 'networks'))) if (f.startsWith('.rules-')) rmSync(join(env.root, 'networks', f));
+  const again = await env.r(['run', '--rm', 'test/bb:1', 'true']);
+  t.is(again.code, 0, describe(again));
+  t.regex(natRules(env), /-A TSRUN-POSTROUTING -s 172\.17\.0\.0\/16 ! -o tsrun0 -j MASQUERADE/, 'rewritten by the next start');
 });
 
 t2('a detached container keeps its address and ports across restarts, and releases them when it stops for good', async t => {

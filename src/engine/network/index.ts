@@ -26,6 +26,31 @@ import { isBridgeLike, type NetConfig } from './config';
 
 export { defaultNetworkMode, isBridgeLike, type NetConfig } from './config';
 
+/**
+ * All of tsrun's rules, then a marker naming the networks they were written for (per network
+ * namespace): a start finds by a read whether the rules of every network are in place (a crash
+ * between making a bridge and writing its rules is repaired by the next start).
+ */
+function applyAll(root: string): void {
+  const nets = st.listNetworks(root);
+  applyFirewall(nets, st.listAttachments(root));
+  try { fs.writeFileSync(rulesMarker(root), rulesKey(nets)); } catch { /* written next time */ }
+}
+
+function rulesMarker(root: string): string {
+  let ino = '';
+  try { ino = String(fs.statSync('/proc/self/ns/net').ino); } catch { /* one marker */ }
+  return path.join(st.networksDir(root), `.rules-${ino}`);
+}
+
+function rulesKey(nets: st.NetworkRecord[]): string {
+  return nets.map((n) => `${n.id} ${n.bridge} ${n.subnet} ${n.internal}`).sort().join('\n');
+}
+
+function rulesCurrent(root: string): boolean {
+  try { return fs.readFileSync(rulesMarker(root), 'utf8') === rulesKey(st.listNetworks(root)); } catch { return false; }
+}
+
 /** The lock, and the iptables backend for this namespace chosen before any rule is written. */
 function locked<T>(root: string, fn: () => T): T {
   return st.withNetLock(root, () => {
@@ -112,7 +137,7 @@ export function createNetwork(root: string, o: { name: string; subnet?: string; 
     st.saveNetwork(root, n);
     try {
       ensureBridge(n);
-      applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      applyAll(root);
     } catch (e) {
       st.deleteNetworkRecord(root, n.id);
       ipBatchQuiet([`link del ${n.bridge}`]);
@@ -133,7 +158,7 @@ export function removeNetwork(root: string, key: string): st.NetworkRecord {
     stopResolver(root, n);
     st.deleteNetworkRecord(root, n.id);
     ipBatchQuiet([`link del ${n.bridge}`]);
-    applyFirewall(st.listNetworks(root), st.listAttachments(root));
+    applyAll(root);
     return n;
   });
 }
@@ -256,7 +281,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
     st.saveAttachment(root, a);
     try {
       plumb(a);
-      if (rulesChanged) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      if (rulesChanged || !rulesCurrent(root)) applyAll(root);
       else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
       for (const n of resolvers) ensureResolver(root, n);
     } catch (e) {
@@ -486,7 +511,7 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
       }
       const updated = { ...a, endpoints: [...a.endpoints, e] };
       st.saveAttachment(root, updated);
-      if (bridgeMade) applyFirewall(st.listNetworks(root), st.listAttachments(root));
+      if (bridgeMade || !rulesCurrent(root)) applyAll(root);
       if (n.dns) ensureResolver(root, n);
       writeFiles(root, c, next, updated);
     }
