@@ -108,6 +108,7 @@ function inspect(argv: string[], g: Globals): number {
 function rm(argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['force'], alias: { f: 'force' } }, 'network rm');
   if (!p.args.length) throw new TsrunError('"network rm" requires at least 1 argument', 1);
+  net.reconcile(g.root);
   let code = 0;
   for (const k of p.args) {
     try {
@@ -125,6 +126,7 @@ function rm(argv: string[], g: Globals): number {
 
 function prune(argv: string[], g: Globals): number {
   parse(argv, { bool: ['force'], multi: ['filter'], alias: { f: 'force' } }, 'network prune');
+  net.reconcile(g.root);
   const gone = net.pruneNetworks(g.root);
   if (gone.length) process.stdout.write(`Deleted Networks:\n${gone.join('\n')}\n\n`);
   return 0;

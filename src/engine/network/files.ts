@@ -3,6 +3,8 @@
 import fs = require('fs');
 import path = require('path');
 import { isIPv4 } from './addr';
+import * as st from './store';
+import type { NetConfig } from './config';
 
 const LOCAL = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet',
   'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters'];
@@ -48,3 +50,20 @@ export function writeInPlace(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, text, { mode: 0o644 });
 }
+
+/** A started container's hosts, hostname and resolv.conf (user networks: the resolver on the gateway). */
+export function writeFiles(root: string, c: { id: string; hostname: string }, net: NetConfig, a: st.Attachment): void {
+  const dir = path.join(root, 'containers', c.id);
+  const ep = a.endpoints[0];
+  const links = (net.links ?? []).flatMap((l) => {
+    const t = st.listAttachments(root).find((x) => x.containerId === l.name || x.name === l.name);
+    return t?.endpoints[0] ? [{ ip: t.endpoints[0].ip, alias: l.alias, name: t.name }] : [];
+  });
+  writeInPlace(path.join(dir, 'hosts'), hostsText({ ip: ep?.ip, hostname: c.hostname, addHosts: net.addHosts, links }));
+  writeInPlace(path.join(dir, 'hostname'), c.hostname + '\n');
+  const userNet = a.endpoints.find((e) => st.listNetworks(root).find((n) => n.id === e.networkId)?.dns);
+  writeInPlace(path.join(dir, 'resolv.conf'), userNet
+    ? resolvText({ nameservers: [userNet.gateway, ...(net.dns ?? [])], search: net.dnsSearch, options: net.dnsOptions })
+    : resolvText({ dns: net.dns, search: net.dnsSearch, options: net.dnsOptions }));
+}
+

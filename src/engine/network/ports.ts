@@ -3,7 +3,8 @@ import fs = require('fs');
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
 import { isIPv4 } from './addr';
-import type { PortBinding } from './store';
+import type { PortBinding, Attachment } from './store';
+import type { NetConfig } from './config';
 
 /** What the user asked for; hostPort 0 = a free port chosen at start. */
 export type PortRequest = PortBinding;
@@ -99,3 +100,27 @@ export function ephemeralRange(): [number, number] {
   } catch { /* default */ }
   return [32768, 60999];
 }
+
+/** Host ports for a container's requests: refused when taken by a container or a listener here; 0 → a free one. */
+export function allocatePorts(atts: Attachment[], net: NetConfig): PortBinding[] {
+  const taken = new Set<string>();
+  for (const a of atts) for (const p of a.ports) taken.add(`${p.proto}:${p.hostPort}`);
+  // what listens in this namespace: a DNAT rule would silently shadow a host service on that port
+  let cache: ReturnType<typeof listeningPorts> | undefined;
+  const listen = { get tcp() { return (cache ??= listeningPorts()).tcp; }, get udp() { return (cache ??= listeningPorts()).udp; } };
+  const out: PortBinding[] = [];
+  const [lo, hi] = ephemeralRange();
+  for (const r of net.ports ?? []) {
+    let port = r.hostPort;
+    if (port === 0) {
+      for (let p = lo; p <= hi; p++) if (!taken.has(`${r.proto}:${p}`) && !listen[r.proto].has(p)) { port = p; break; }
+      if (port === 0) throw new TsrunError(`no free host port for ${r.containerPort}/${r.proto}`, 125);
+    } else if (taken.has(`${r.proto}:${port}`) || listen[r.proto].has(port)) {
+      throw new TsrunError(`driver failed programming external connectivity: Bind for ${r.hostIp}:${port} failed: port is already allocated`, 125);
+    }
+    taken.add(`${r.proto}:${port}`);
+    out.push({ ...r, hostPort: port });
+  }
+  return out;
+}
+
