@@ -37,14 +37,11 @@ export default function (argv: string[], g: Globals): number {
 
 /** PORTS: `0.0.0.0:8080->80/tcp, ...` of running containers (network/ loaded only when some container has a network). */
 function portsColumn(root: string, cs: ContainerRecord[]): (c: ContainerRecord) => string {
-  if (!cs.some((c) => c.net?.ports?.length || c.net?.mode.startsWith('container:'))) return () => '';
+  if (!cs.some((c) => c.net?.ports?.length)) return () => '';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const net = require('../../engine/network') as typeof import('../../engine/network');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { formatPs } = require('../../engine/network/ports') as typeof import('../../engine/network/ports');
   net.reconcile(root);
-  return (c) => {
-    const owner = c.net?.mode.startsWith('container:') ? c.net.mode.slice('container:'.length) : c.id;
-    return (net.attachmentOf(root, owner)?.ports ?? []).map(formatPs).join(', ');
-  };
+  return (c) => (c.net?.ports?.length ? (net.attachmentOf(root, c.id)?.ports ?? []).map(formatPs).join(', ') : '');
 }

@@ -12,8 +12,7 @@ export default function (argv: string[], g: Globals): number {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { formatPort } = require('../../engine/network/ports') as typeof import('../../engine/network/ports');
   net.reconcile(g.root);
-  const owner = c.net?.mode.startsWith('container:') ? c.net.mode.slice('container:'.length) : c.id;
-  const ports = net.attachmentOf(g.root, owner)?.ports ?? [];
+  const ports = net.attachmentOf(g.root, c.id)?.ports ?? [];
   if (p.args[1]) {
     const [port, proto = 'tcp'] = p.args[1].split('/');
     const hits = ports.filter((x) => String(x.containerPort) === port && x.proto === proto);
