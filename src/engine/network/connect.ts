@@ -69,7 +69,7 @@ export function disconnect(root: string, c: { id: string; name: string; net?: Ne
       ipBatchQuiet([`link del ${e.veth}`]);
       const updated = { ...a, endpoints: a.endpoints.filter((x) => x !== e) };
       st.saveAttachment(root, updated);
-      if (a.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
+      if (a.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
       writeFiles(root, c, next, updated);
     }
     return next;

@@ -119,15 +119,16 @@ function tableLines(saved: string, table: string): string[] {
 
 /**
  * Only the published ports changed: rewrite chain TSRUN alone (one small restore; iptables-nft
- * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). When the rest is
- * not in place (a first start, a crash, someone flushed the tables), everything is written.
+ * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). `known`: the rest
+ * is known to be in place (the caller read the marker that applyAll writes), or rules only go away;
+ * otherwise `iptables-save -t nat` checks, and everything is written when something is missing.
  */
-export function applyPorts(networks: NetworkRecord[], atts: Attachment[], removing = false): void {
-  // rules only going away: chain TSRUN alone, whatever else is there (a missing jump loses nothing)
-  if (removing) { restore(['*nat', ':TSRUN - [0:0]', ...portRules(networks, atts), 'COMMIT']); return; }
-  const nat = tableLines(save('nat'), 'nat');
-  const whole = JUMPS.nat.every((j) => nat.includes(j)) && nat.some((l) => l.startsWith('-A TSRUN-POSTROUTING '));
-  if (!whole) { applyFirewall(networks, atts); return; }
+export function applyPorts(networks: NetworkRecord[], atts: Attachment[], known = false): void {
+  if (!known) {
+    const nat = tableLines(save('nat'), 'nat');
+    const whole = JUMPS.nat.every((j) => nat.includes(j)) && nat.some((l) => l.startsWith('-A TSRUN-POSTROUTING '));
+    if (!whole) { applyFirewall(networks, atts); return; }
+  }
   restore(['*nat', ':TSRUN - [0:0]', ...portRules(networks, atts), 'COMMIT']);
 }
 

@@ -88,7 +88,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
     try {
       plumb(a);
       if (rulesChanged || !rulesCurrent(root)) applyAll(root);
-      else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
+      else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
       for (const n of resolvers) ensureResolver(root, n);
     } catch (e) {
       detachLocked(root, c.id, false);
