@@ -293,3 +293,16 @@ t2('iptables backends: a namespace whose rules are in iptables-legacy gets tsrun
   t.is(nft.code, 0, describe(nft));
   t.regex(env.inHost('iptables-nft-save', []), /TSRUN/);
 });
+
+t2('the default bridge takes TSRUN_BRIDGE_SUBNET, or the next free subnet when 172.17.0.0/16 is in use', async t => {
+  const env = await netEnv(t);
+  // the "host" already routes 172.17/16 elsewhere (to the outside namespace)
+  env.inHost('ip', ['route', 'add', '172.17.0.0/16', 'via', '198.51.100.2']);
+  const res = await env.r(['run', '--rm', 'test/bb:1', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+  t.is(res.code, 0, describe(res));
+  t.regex(res.stdout, /inet 172\.18\.0\.\d+\/16/);
+  t.regex(env.inHost('ip', ['-o', '-4', 'addr', 'show', 'tsrun0']), /inet 172\.18\.0\.1\/16/);
+  const other = newRoot(t);
+  const cfg = await env.inNs(env.host, TSRUN, ['--root', other, 'network', 'inspect', '-f', '{{json .IPAM.Config}}', 'bridge'], { env: { TSRUN_BRIDGE_SUBNET: '10.123.0.0/24' } });
+  t.is(cfg.stdout.trim(), '[{"Subnet":"10.123.0.0/24","Gateway":"10.123.0.1"}]', describe(cfg));
+});
