@@ -317,7 +317,7 @@ async function main() {
 
     // ---------------------------------------------------------------- start-up
     if (o.only.includes('startup')) {
-      const engines = [{ key: 'tsrun', name: 'tsrun run', run: () => timeOnce(bin, ['--root', R, 'run', '--rm', IMAGE, 'true']) }];
+      const engines = [{ key: 'tsrun', name: 'tsrun run', run: () => timeOnce(bin, ['--root', R, 'run', '--rm', '--network', 'none', IMAGE, 'true']) }];
       if (podman) engines.push({ key: 'podman', name: 'podman run', run: () => nsHelper.time(podman.cmd, [...podman.base, 'run', '--rm', ...podman.runFlags, IMAGE, 'true']) });
       if (docker) engines.push({ key: 'docker', name: 'docker run', run: () => timeOnce(docker.cmd, [...docker.args, 'run', '--rm', '--network', 'none', docker.image, 'true']) });
       const samples = Object.fromEntries(engines.map(e => [e.key, []]));
@@ -363,7 +363,7 @@ async function main() {
       const ids = [];
       const tsm = [];
       for (let i = 0; i < N; i++) {
-        r = ts('run', '-d', IMAGE, 'sleep', '1000');
+        r = ts('run', '-d', '--network', 'none', IMAGE, 'sleep', '1000');
         if (r.status !== 0) { console.log(`  tsrun run -d failed: ${r.stderr.split('\n')[0]}`); continue; }
         ids.push(r.stdout.trim().split('\n').pop());
       }

@@ -77,7 +77,8 @@ try {
     const tarFile = path.join(tmp, 'rootfs.tar');
     if (spawnSync('tar', ['-C', path.join(bundle, 'rootfs'), '-cf', tarFile, '.']).status === 0
       && spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), 'import', tarFile, 'tsrun-build/true:1'], { env: { ...env, TSRUN_WRITE_CODE_CACHE: '' } }).status === 0) {
-      engineTrained = tsrunE(['run', '--rm', 'tsrun-build/true:1', '/bin/true']).status === 0;
+      // --network none: the build must not make a bridge or firewall rules in the host's namespace
+      engineTrained = tsrunE(['run', '--rm', '--network', 'none', 'tsrun-build/true:1', '/bin/true']).status === 0;
     }
   }
   if (!engineTrained) tsrunE(['images']);

@@ -10,14 +10,15 @@ export default async function (argv: string[], g: Globals): Promise<number> {
 }
 
 export const RUN_FLAGS = {
-  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init'],
+  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init', 'publish-all'],
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
-    'pids-limit', 'stop-signal', 'stop-timeout'],
-  multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file'],
+    'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address'],
+  multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file',
+    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link'],
   alias: {
     d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname',
-    v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label',
+    v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label', p: 'publish', P: 'publish-all', net: 'network', 'net-alias': 'network-alias',
   },
 };
 
@@ -107,6 +108,11 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(str(p, 'stop-timeout') !== undefined ? { stopTimeout: intFlag(p, 'stop-timeout') } : {}),
     ...(p.flags.interactive ? {} : { stdin: 'null' as const }),
+    net: {
+      network: str(p, 'network'), ip: str(p, 'ip'), mac: str(p, 'mac-address'), publishAll: !!p.flags['publish-all'],
+      publish: list('publish'), expose: list('expose'), aliases: list('network-alias'), dns: list('dns'), dnsSearch: list('dns-search'),
+      dnsOptions: list('dns-option'), addHosts: list('add-host'), links: list('link'),
+    },
   };
 }
 
