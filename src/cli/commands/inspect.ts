@@ -1,6 +1,7 @@
 import { parse, str, type Globals } from '../args';
 import { openStore, resolveImage, inspectImage } from '../../image/ops';
 import { TsrunError } from '../../runtime/errors';
+import { renderTemplate } from '../template';
 import { findContainer, containerPath, type ContainerRecord } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
 import fs = require('fs');
@@ -82,7 +83,6 @@ export function inspectImages(argv: string[], g: Globals): number {
   }
   const format = str(p, 'format');
   if (format) {
-    // a small subset of Go templates: {{.Field.Sub}} and {{json .Field}}
     for (const o of out) process.stdout.write(renderTemplate(format, o) + '\n');
   } else {
     process.stdout.write(JSON.stringify(out, null, 4) + '\n');
@@ -90,19 +90,6 @@ export function inspectImages(argv: string[], g: Globals): number {
   return code;
 }
 
-function get(o: unknown, p: string): unknown {
-  return p.split('.').filter(Boolean).reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
-}
-
-export function renderTemplate(t: string, o: unknown): string {
-  return t.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_m, json: string | undefined, p: string) => {
-    const v = get(o, p);
-    if (json) return JSON.stringify(v ?? null);
-    if (v === undefined || v === null) return '<no value>';
-    if (Array.isArray(v)) return `[${v.join(' ')}]`;
-    if (typeof v === 'object') return `map[${Object.entries(v as object).map(([k, x]) => `${k}:${x}`).join(' ')}]`;
-    return String(v);
-  });
-}
+export { renderTemplate };
 
 export default inspectImages;
