@@ -306,3 +306,38 @@ t2('the default bridge takes TSRUN_BRIDGE_SUBNET, or the next free subnet when 1
   const cfg = await env.inNs(env.host, TSRUN, ['--root', other, 'network', 'inspect', '-f', '{{json .IPAM.Config}}', 'bridge'], { env: { TSRUN_BRIDGE_SUBNET: '10.123.0.0/24' } });
   t.is(cfg.stdout.trim(), '[{"Subnet":"10.123.0.0/24","Gateway":"10.123.0.1"}]', describe(cfg));
 });
+
+t2('MTU: network create -o com.docker.network.driver.mtu=N sets the bridge, both veth ends and eth0; TSRUN_MTU and daemon.json set the default; bad values refused', async t => {
+  const env = await netEnv(t);
+  const bad = await env.r(['network', 'create', '-o', 'com.docker.network.driver.mtu=40', 'nbad']);
+  t.is(bad.code, 125, describe(bad));
+  t.regex(bad.stderr, /invalid MTU number: 40/);
+  t.is((await env.r(['network', 'ls', '-q', '--filter', 'name=nbad'])).stdout.trim(), '', 'a refused network leaves no record');
+  t.is((await env.r(['network', 'create', '-o', 'com.docker.network.driver.mtu=9000', 'jumbo'])).code, 0);
+  const insp = await env.r(['network', 'inspect', '-f', '{{index .Options "com.docker.network.driver.mtu"}}', 'jumbo']);
+  t.is(insp.stdout.trim(), '9000', describe(insp));
+  const d = await env.r(['run', '-d', '--name', 'j1', '--network', 'jumbo', 'test/bb:1', 'sleep', '60']);
+  t.is(d.code, 0, describe(d));
+  // eth0 of both containers has the MTU; an 8000-byte ping between them gets an answer
+  const res = await env.r(['run', '--rm', '--network', 'jumbo', 'test/bb:1', 'sh', '-c', 'cat /sys/class/net/eth0/mtu; ping -c 1 -W 3 -s 8000 j1 >/dev/null && echo big-ping-ok']);
+  t.is(res.code, 0, describe(res));
+  t.deepEqual(res.stdout.trim().split('\n'), ['9000', 'big-ping-ok']);
+  const id = (await env.r(['network', 'inspect', '-f', '{{.Id}}', 'jumbo'])).stdout.trim();
+  t.regex(env.inHost('ip', ['-o', 'link', 'show', `tsbr-${id.slice(0, 10)}`]), /mtu 9000/);
+  const ports = env.inHost('ip', ['-o', 'link', 'show', 'master', `tsbr-${id.slice(0, 10)}`]).trim().split('\n');
+  t.is(ports.length, 1);
+  t.regex(ports[0], /mtu 9000/, 'the host end of the veth');
+  t.is((await env.r(['exec', 'j1', 'cat', '/sys/class/net/eth0/mtu'])).stdout.trim(), '9000');
+  // the default bridge stays at 1500 unless told: TSRUN_MTU (or "mtu" in <root>/daemon.json) when it is made
+  const plain = await env.r(['run', '--rm', 'test/bb:1', 'cat', '/sys/class/net/eth0/mtu']);
+  t.is(plain.stdout.trim(), '1500', describe(plain));
+  const other = newRoot(t);
+  const viaEnv = await env.inNs(env.host, TSRUN, ['--root', other, 'network', 'inspect', '-f', '{{json .Options}}', 'bridge'], { env: { TSRUN_MTU: '65000' } });
+  t.regex(viaEnv.stdout, /"com.docker.network.driver.mtu":"65000"/, describe(viaEnv));
+  const third = newRoot(t);
+  (await import('node:fs')).writeFileSync(join(third, 'daemon.json'), '{"mtu": 1400}\n');
+  const viaFile = await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'create', 'n1400']);
+  t.is(viaFile.code, 0, describe(viaFile));
+  t.is((await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'inspect', '-f', '{{index .Options "com.docker.network.driver.mtu"}}', 'n1400'])).stdout.trim(), '1400');
+  await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'rm', 'n1400']);
+});

@@ -48,7 +48,14 @@ function create(argv: string[], g: Globals): number {
   if (p.flags.ipv6) throw new TsrunError('IPv6 networks are not supported', 1);
   const labels: Record<string, string> = {};
   for (const l of (p.flags.label as string[]) ?? []) { const i = l.indexOf('='); labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1); }
-  const n = net.createNetwork(g.root, { name: p.args[0], subnet: str(p, 'subnet'), gateway: str(p, 'gateway'), internal: !!p.flags.internal, labels });
+  let mtu: number | undefined;
+  for (const o of (p.flags.opt as string[]) ?? []) {
+    const i = o.indexOf('=');
+    const k = i < 0 ? o : o.slice(0, i), v = i < 0 ? '' : o.slice(i + 1);
+    if (k === net.MTU_OPTION) mtu = net.parseMtu(v, `-o ${net.MTU_OPTION}`);
+    else throw new TsrunError(`network create: unsupported option "${k}" (tsrun's bridge driver knows ${net.MTU_OPTION})`, 1);
+  }
+  const n = net.createNetwork(g.root, { name: p.args[0], subnet: str(p, 'subnet'), gateway: str(p, 'gateway'), internal: !!p.flags.internal, labels, mtu });
   process.stdout.write(n.id + '\n');
   return 0;
 }
@@ -86,7 +93,7 @@ function inspectOne(root: string, key: string): Record<string, unknown> {
     Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: false,
     IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, Gateway: n.gateway }] },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false, Containers: containers,
-    Options: { 'com.docker.network.bridge.name': n.bridge, ...(n.isDefault ? { 'com.docker.network.bridge.default_bridge': 'true' } : {}) }, Labels: n.labels,
+    Options: { 'com.docker.network.bridge.name': n.bridge, ...(n.isDefault ? { 'com.docker.network.bridge.default_bridge': 'true' } : {}), ...(n.mtu ? { [net.MTU_OPTION]: String(n.mtu) } : {}) }, Labels: n.labels,
   };
 }
 

@@ -30,8 +30,10 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
       const e: st.Endpoint = {
         networkId: n.id, networkName: n.name, bridge: n.bridge, ip: intToIp(ip), prefix: parseCidr(n.subnet).bits, gateway: n.gateway,
         mac: macFor(ip), veth: vethName(), ifname: `eth${k}`, aliases: n.dns ? [...new Set([c.name, c.id.slice(0, 12), ...(o.aliases ?? [])])] : [],
+        ...(n.mtu ? { mtu: n.mtu } : {}),
       };
-      ipBatch([`link add ${e.veth} master ${n.bridge} up type veth peer name ${e.ifname} address ${e.mac} netns ${a.netns}`], { what: `connect ${c.name} to ${n.name}` });
+      const mtu = e.mtu ? ` mtu ${e.mtu}` : '';
+      ipBatch([`link add ${e.veth}${mtu} master ${n.bridge} up type veth peer name ${e.ifname} address ${e.mac}${mtu} netns ${a.netns}`], { what: `connect ${c.name} to ${n.name}` });
       try {
         ipBatch([`addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`], { enter: a.netns, what: `connect ${c.name} to ${n.name}` });
       } catch (err) {

@@ -27,7 +27,7 @@ import { ensureResolver } from './resolver';
 import type { NetConfig } from './config';
 
 export { defaultNetworkMode, isBridgeLike, type NetConfig } from './config';
-export { createNetwork, removeNetwork, listAll, pruneNetworks, pickSubnet } from './networks';
+export { createNetwork, removeNetwork, listAll, pruneNetworks, pickSubnet, parseMtu, MTU_OPTION } from './networks';
 export { connect, disconnect } from './connect';
 export { serve as serveDns } from './dns';
 export { st as store };
@@ -74,6 +74,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
         networkId: n.id, networkName: n.name, bridge: n.bridge, ip: intToIp(ip), prefix: parseCidr(n.subnet).bits, gateway: n.gateway,
         mac: i === 0 && net.mac ? net.mac : macFor(ip), veth: vethName(), ifname: `eth${eps.length}`,
         aliases: n.dns ? [...new Set([c.name, c.id.slice(0, 12), ...w.aliases])] : [],
+        ...(n.mtu ? { mtu: n.mtu } : {}),
       });
       if (n.dns) resolvers.push(n);
     }
@@ -110,7 +111,8 @@ function plumb(a: st.Attachment): void {
   const inside = ['link set lo up'];
   const host: string[] = [];
   for (const e of a.endpoints) {
-    inside.push(`link add ${e.ifname} address ${e.mac} type veth peer name ${e.veth} netns ${process.pid}`,
+    const mtu = e.mtu ? ` mtu ${e.mtu}` : '';
+    inside.push(`link add ${e.ifname} address ${e.mac}${mtu} type veth peer name ${e.veth}${mtu} netns ${process.pid}`,
       `addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`);
     host.push(`link set ${e.veth} master ${e.bridge} up`, `link set ${e.veth} type bridge_slave hairpin on`);
   }

@@ -68,6 +68,29 @@ export function pickSubnet(root: string, want?: string): string {
   throw new TsrunError('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network', 125);
 }
 
+export const MTU_OPTION = 'com.docker.network.driver.mtu';
+
+/** An MTU value as Docker checks it (68..65535 for IPv4 on Linux). */
+export function parseMtu(v: string, what: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 68 || n > 65535) throw new TsrunError(`invalid MTU number: ${v} (${what}: 68 to 65535)`, 125);
+  return n;
+}
+
+/**
+ * The daemon-wide default MTU of new networks (dockerd's --mtu / daemon.json "mtu"): TSRUN_MTU, else
+ * "mtu" in <root>/daemon.json; undefined: the kernel's (1500).
+ */
+export function defaultMtu(root: string): number | undefined {
+  if (process.env.TSRUN_MTU) return parseMtu(process.env.TSRUN_MTU, 'TSRUN_MTU');
+  let text: string;
+  try { text = fs.readFileSync(path.join(root, 'daemon.json'), 'utf8'); } catch { return undefined; }
+  let cfg: { mtu?: unknown };
+  try { cfg = JSON.parse(text) as { mtu?: unknown }; } catch (e) { throw new TsrunError(`${path.join(root, 'daemon.json')}: ${(e as Error).message}`, 125); }
+  if (cfg.mtu === undefined || cfg.mtu === 0) return undefined;
+  return parseMtu(String(cfg.mtu), `"mtu" in ${path.join(root, 'daemon.json')}`);
+}
+
 /** The default `bridge` network's record, made on first use (subnet: TSRUN_BRIDGE_SUBNET or 172.17.0.0/16, else the first free). */
 export function defaultNetworkLocked(root: string): st.NetworkRecord {
   const found = st.listNetworks(root).find((n) => n.isDefault);
@@ -78,11 +101,13 @@ export function defaultNetworkLocked(root: string): st.NetworkRecord {
     id: st.newNetworkId(), name: 'bridge', driver: 'bridge', bridge: st.DEFAULT_BRIDGE, subnet,
     gateway: intToIp(hostRange(s)[0]), created: new Date().toISOString(), internal: false, dns: false, labels: {}, isDefault: true,
   };
+  const mtu = defaultMtu(root);
+  if (mtu) n.mtu = mtu;
   st.saveNetwork(root, n);
   return n;
 }
 
-export function createNetwork(root: string, o: { name: string; subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string> }): st.NetworkRecord {
+export function createNetwork(root: string, o: { name: string; subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string>; mtu?: number }): st.NetworkRecord {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) throw new TsrunError(`invalid network name "${o.name}"`, 125);
   if (['bridge', 'host', 'none'].includes(o.name)) throw new TsrunError(`network with name ${o.name} already exists`, 125);
   return locked(root, () => {
@@ -105,6 +130,8 @@ export function createNetwork(root: string, o: { name: string; subnet?: string; 
       id, name: o.name, driver: 'bridge', bridge: `tsbr-${id.slice(0, 10)}`, subnet, gateway: o.gateway ?? intToIp(hostRange(s)[0]),
       created: new Date().toISOString(), internal: !!o.internal, dns: true, labels: o.labels ?? {},
     };
+    const mtu = o.mtu ?? defaultMtu(root);
+    if (mtu) n.mtu = mtu;
     st.saveNetwork(root, n);
     try {
       ensureBridge(n);
@@ -144,7 +171,7 @@ export function ensureBridge(n: st.NetworkRecord): boolean {
   try { have = ipJSON(['addr', 'show', 'dev', n.bridge]); } catch { /* missing */ }
   const s = parseCidr(n.subnet);
   const lines: string[] = [];
-  if (!have.length) lines.push(`link add ${n.bridge} type bridge`);
+  if (!have.length) lines.push(`link add ${n.bridge}${n.mtu ? ` mtu ${n.mtu}` : ''} type bridge`);
   if (!have[0]?.addr_info?.some((a) => a.family === 'inet' && a.local === n.gateway)) lines.push(`addr add ${n.gateway}/${s.bits} dev ${n.bridge}`);
   if (!have[0]?.flags?.includes('UP')) lines.push(`link set ${n.bridge} up`);
   ipBatch(lines, { what: `network ${n.name}: bridge ${n.bridge}` });

@@ -25,6 +25,8 @@ export interface NetworkRecord {
   dns: boolean;
   labels: Record<string, string>;
   isDefault?: boolean;
+  /** the bridge's and its veths' MTU (`-o com.docker.network.driver.mtu=N`, else the daemon-wide default); absent: the kernel's 1500 */
+  mtu?: number;
 }
 
 export interface Endpoint {
@@ -38,6 +40,7 @@ export interface Endpoint {
   veth: string;          // the host end, on the bridge
   ifname: string;        // eth0, eth1...
   aliases: string[];
+  mtu?: number;          // the network's MTU when it has one
 }
 
 export interface PortBinding { proto: 'tcp' | 'udp'; hostIp: string; hostPort: number; containerPort: number }
