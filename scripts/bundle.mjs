@@ -17,6 +17,8 @@ import path from 'path';
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['*.node', 'koffi'], logLevel: 'warning' };
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/tsrun.js' });
 await build({ ...common, entryPoints: ['src/cli/engine.ts'], outfile: 'dist/engine.js' });
+// pull's worker threads (src/image/pull.ts: found next to engine.js)
+await build({ ...common, entryPoints: ['src/image/pull-worker.ts'], outfile: 'dist/pull-worker.js' });
 
 mkdirSync('bin', { recursive: true });
 writeFileSync('bin/tsrun', `#!/usr/bin/env -S node --

@@ -1,0 +1,27 @@
+// A pull worker thread (dist/pull-worker.js): runs fetchLayer (layer-fetch.ts) for the tasks the
+// pull sends it, so that the layers' hashing, decompression and unpacking use more than one core.
+// Messages in: { type: 'task', n, task } and { type: 'abort', message }; out: { type: 'progress', e },
+// { type: 'done', n, result } and { type: 'error', n, message }.
+import { parentPort, workerData } from 'worker_threads';
+import { ContentStore } from './store/content';
+import { LayerStore } from './store/layers';
+import { RegistryClient, type ClientState } from './registry/client';
+import { Abort, fetchLayer, type LayerTask } from './layer-fetch';
+import type { ProgressEvent } from './types';
+
+export interface PullWorkerData { root: string; domain: string; repo: string; client: ClientState }
+
+const data = workerData as PullWorkerData;
+const port = parentPort!;
+const stores = { content: new ContentStore(data.root), layers: new LayerStore(data.root) };
+const client = new RegistryClient(data.domain, { credentials: data.client.credentials, state: data.client });
+const abort = new Abort();
+const progress = (e: ProgressEvent) => port.postMessage({ type: 'progress', e });
+
+port.on('message', (m: { type: 'task'; n: number; task: LayerTask } | { type: 'abort'; message: string }) => {
+  if (m.type === 'abort') { abort.abort(new Error(m.message)); return; }
+  fetchLayer(stores, client, data.repo, m.task, progress, abort).then(
+    (result) => port.postMessage({ type: 'done', n: m.n, result }),
+    (e: unknown) => port.postMessage({ type: 'error', n: m.n, message: e instanceof Error ? e.message : String(e) }),
+  );
+});
