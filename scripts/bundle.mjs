@@ -18,7 +18,7 @@ const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs'
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/tsrun.js' });
 await build({ ...common, entryPoints: ['src/cli/engine.ts'], outfile: 'dist/engine.js' });
 // pull's worker threads (src/image/pull.ts: found next to engine.js)
-await build({ ...common, entryPoints: ['src/image/pull-worker.ts'], outfile: 'dist/pull-worker.js' });
+await build({ ...common, entryPoints: ['src/image/pull-worker.ts'], outfile: 'dist/pull-worker.js', external: [...common.external, 'tar'] });
 
 mkdirSync('bin', { recursive: true });
 writeFileSync('bin/tsrun', `#!/usr/bin/env -S node --

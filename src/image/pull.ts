@@ -144,7 +144,7 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
     }
     return { bytes, config };
   };
-  const threads = opts.client === undefined ? workerThreads() : 0;
+  const threads = opts.client === undefined ? pullThreads() : 1;
   const { bytes: cfgBytes, config } = await fetchLayers(store, client, repo, jobs, getConfig, progress, opts.concurrency ?? 3, threads);
 
   // Record: manifest (and index) and config blobs, then the image (put merges tags and digests
@@ -171,94 +171,83 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
   return store.find(rec.id) ?? rec;
 }
 
-/** Worker threads for a pull: TSRUN_PULL_WORKERS, else one per core (at least 2); 0 when
- *  dist/pull-worker.js is not next to this bundle (tests that bundle src/image, bench lib mode). */
-function workerThreads(): number {
-  const env = process.env.TSRUN_PULL_WORKERS;
-  const n = env !== undefined && env !== '' ? Number(env) : Math.max(2, os.availableParallelism());
-  if (!(n > 0) || !fs.existsSync(WORKER_FILE)) return 0;
-  return Math.floor(n);
+/** Threads that fetch layers (this one included): TSRUN_PULL_THREADS, else one per core (at
+ *  least 2); 1 when dist/pull-worker.js is not next to this bundle (tests that bundle src/image). */
+function pullThreads(): number {
+  const env = process.env.TSRUN_PULL_THREADS;
+  const n = env !== undefined && env !== '' ? Math.floor(Number(env)) : Math.max(2, os.availableParallelism());
+  if (!(n > 1) || !fs.existsSync(WORKER_FILE)) return 1;
+  return n;
 }
 
 const WORKER_FILE = path.join(__dirname, 'pull-worker.js');
 
-interface Runner {
-  run(task: LayerTask): Promise<LayerResult>;
-  abort(e: Error): void;
-  close(): Promise<void>;
-}
-
-/** Runs tasks on this thread, `width` at a time. */
-class LocalRunner implements Runner {
+/**
+ * Runs layer tasks: up to `localWidth` at a time on this thread, and one per worker thread
+ * (pull-worker.ts) in the workers that have started. This thread takes the first task at once:
+ * a worker needs some 30-50 ms to start.
+ */
+class Runner {
   private readonly ab = new Abort();
   private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly stores: { content: ContentStore; layers: LayerStore }, private readonly client: RegistryClient,
-    private readonly repo: string, private readonly progress: Progress, private readonly width: number) {}
-  async run(task: LayerTask): Promise<LayerResult> {
-    while (this.running >= this.width) await new Promise<void>((r) => this.waiting.push(r));
-    this.running++;
-    try {
-      return await fetchLayer(this.stores, this.client, this.repo, task, this.progress, this.ab);
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
-  }
-  abort(e: Error): void { this.ab.abort(e); }
-  async close(): Promise<void> { /* nothing */ }
-}
-
-/** Runs tasks in worker threads (pull-worker.ts), one task per worker at a time. */
-class WorkerRunner implements Runner {
+  private readonly queue: { task: LayerTask; d: Deferred<LayerResult> }[] = [];
   private readonly idle: WorkerT[] = [];
   private readonly all: WorkerT[] = [];
-  private readonly queue: { task: LayerTask; d: Deferred<LayerResult> }[] = [];
   private readonly current = new Map<WorkerT, Deferred<LayerResult>>();
-  private aborted?: Error;
   private closing = false;
 
-  constructor(data: PullWorkerData, count: number, progress: Progress) {
+  constructor(private readonly stores: { content: ContentStore; layers: LayerStore }, private readonly client: RegistryClient,
+    private readonly repo: string, private readonly progress: Progress, private readonly localWidth: number,
+    workers = 0, data?: PullWorkerData) {
+    if (workers <= 0 || !data) return;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Worker } = require('worker_threads') as typeof import('worker_threads');
-    for (let i = 0; i < count; i++) {
-      const w = new Worker(WORKER_FILE, { workerData: data, stdout: false, stderr: false });
+    for (let i = 0; i < workers; i++) {
+      const w = new Worker(WORKER_FILE, { workerData: data });
       const lost = (e: Error) => {
         const d = this.current.get(w);
         this.current.delete(w);
         d?.reject(e);
-        const k = this.all.indexOf(w);
-        if (k >= 0) this.all.splice(k, 1);
-        if (!this.all.length) for (const q of this.queue.splice(0)) q.d.reject(e);
+        for (const list of [this.all, this.idle]) { const k = list.indexOf(w); if (k >= 0) list.splice(k, 1); }
+        this.next();
       };
-      w.on('message', (m: { type: 'progress'; e: ProgressEvent } | { type: 'done'; result: LayerResult } | { type: 'error'; message: string }) => {
+      w.on('message', (m: { type: 'ready' } | { type: 'progress'; e: ProgressEvent } | { type: 'done'; result: LayerResult } | { type: 'error'; message: string }) => {
         if (m.type === 'progress') { progress(m.e); return; }
-        const d = this.current.get(w);
-        this.current.delete(w);
-        if (m.type === 'done') d?.resolve(m.result);
-        else d?.reject(new TsrunError(m.message));
+        if (m.type !== 'ready') {
+          const d = this.current.get(w);
+          this.current.delete(w);
+          if (m.type === 'done') d?.resolve(m.result);
+          else d?.reject(new TsrunError(m.message));
+        }
         this.idle.push(w);
         this.next();
       });
       w.on('error', (e) => lost(new TsrunError(`pull worker: ${errorText(e)}`)));
       w.on('exit', (code) => { if (!this.closing) lost(new TsrunError(`pull worker exited (${code})`)); });
       this.all.push(w);
-      this.idle.push(w);
     }
   }
 
   private next(): void {
-    while (this.idle.length && this.queue.length) {
-      const w = this.idle.shift()!;
-      const { task, d } = this.queue.shift()!;
-      this.current.set(w, d);
-      w.postMessage({ type: 'task', n: 0, task });
+    while (this.queue.length) {
+      if (this.idle.length) {
+        const w = this.idle.shift()!;
+        const { task, d } = this.queue.shift()!;
+        this.current.set(w, d);
+        w.postMessage({ type: 'task', n: 0, task });
+      } else if (this.running < this.localWidth) {
+        const { task, d } = this.queue.shift()!;
+        this.running++;
+        fetchLayer(this.stores, this.client, this.repo, task, this.progress, this.ab).then(d.resolve, d.reject).finally(() => {
+          this.running--;
+          this.next();
+        });
+      } else return;
     }
   }
 
   run(task: LayerTask): Promise<LayerResult> {
-    if (this.aborted) return Promise.reject(this.aborted);
-    if (!this.all.length) return Promise.reject(new TsrunError('pull worker: none left'));
+    if (this.ab.reason) return Promise.reject(this.ab.reason);
     const d = new Deferred<LayerResult>();
     this.queue.push({ task, d });
     this.next();
@@ -266,8 +255,8 @@ class WorkerRunner implements Runner {
   }
 
   abort(e: Error): void {
-    if (this.aborted) return;
-    this.aborted = e;
+    if (this.ab.reason) return;
+    this.ab.abort(e);
     for (const q of this.queue.splice(0)) q.d.reject(e);
     for (const w of this.all) w.postMessage({ type: 'abort', message: e.message });
   }
@@ -298,10 +287,13 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
   }
 
   const width = Math.max(1, concurrency);
+  trace('pull: runner');
   const downloads = first.size;
-  const runner: Runner = threads > 0 && downloads >= 2
-    ? new WorkerRunner({ root: store.root, domain: client.domain, repo, client: client.state() }, Math.min(threads, width, downloads), progress)
-    : new LocalRunner(stores, client, repo, progress, width);
+  // Worker threads for the layers this thread does not get to; this thread takes one at a time then.
+  const workers = Math.min(threads, width, downloads) - 1;
+  const runner = workers > 0
+    ? new Runner(stores, client, repo, progress, 1, workers, { root: store.root, domain: client.domain, repo, client: client.state() })
+    : new Runner(stores, client, repo, progress, width);
 
   let failed: unknown;
   const fail = (e: unknown) => {
