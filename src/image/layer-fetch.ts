@@ -13,6 +13,7 @@ import type { RegistryClient } from './registry/client';
 import { sleep } from './registry/client';
 import { errorText, isRetryable, RegistryError } from './registry/errors';
 import { TsrunError } from '../runtime/errors';
+import { trace } from '../runtime/trace';
 import type { BlobWriter } from './store/content';
 import type { LayerWriter } from './store/layers';
 
@@ -80,6 +81,7 @@ export async function fetchLayer(stores: { content: ContentStore; layers: LayerS
       if (task.download) {
         const { stream } = await client.getBlob(repo, task.digest);
         if (abort.reason) { stream.destroy(); throw abort.reason; }
+        trace(`layer ${task.id}: response`);
         off = abort.on((e) => stream.destroy(e));
         blob = content.writer({ digest: task.digest, size: task.size });
         if (task.unpack) lw = layers.writer(task.mediaType, label);
@@ -100,6 +102,7 @@ export async function fetchLayer(stores: { content: ContentStore; layers: LayerS
         if (abort.reason) throw abort.reason;
         blob.commit();
         blob = undefined;
+        trace(`layer ${task.id}: blob stored`);
         if (unpackErr !== undefined) throw unpackErr;
         if (lw) progress({ kind: 'layer', id: task.id, status: 'verifying' });
       } else if (task.unpack) {
@@ -128,6 +131,7 @@ export async function fetchLayer(stores: { content: ContentStore; layers: LayerS
       }
       if (!lw) return {};
       const r = await lw.finish();
+      trace(`layer ${task.id}: unpacked`);
       return { tmp: lw.tmp, diffId: r.diffId, size: r.size };
     } catch (e) {
       blob?.abort();
