@@ -92,14 +92,21 @@ function checksumOK(b: Buffer): boolean {
   const stored = b.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim();
   if (!/^[0-7]+$/.test(stored)) return false;
   const want = parseInt(stored, 8);
+  // unsigned and signed sums of the block with the checksum field as spaces; bytes > 127 (rare)
+  // only make the signed sum differ
   let u = 0;
-  let s = 0;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+    const c = b[i];
     u += c;
-    s += c > 127 ? c - 256 : c;
+    if (c > 127) high++;
   }
-  return want === u || want === s;
+  for (let i = 148; i < 156; i++) {
+    const c = b[i];
+    u += 0x20 - c;
+    if (c > 127) high--;
+  }
+  return want === u || want === u - 256 * high;
 }
 
 /** pax records "LEN key=value\n", values kept as bytes. */
@@ -237,7 +244,7 @@ export class TarReader {
       const prefix = str(b, 345, 155);
       if (prefix) name = prefix + '/' + name;
     }
-    const px = new Map([...this.global, ...this.local]);
+    const px = this.global.size ? new Map([...this.global, ...this.local]) : this.local;
     const pstr = (k: string) => px.get(k)?.toString('utf8');
     const pnum = (k: string): number | undefined => {
       const v = pstr(k);
