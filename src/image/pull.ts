@@ -10,10 +10,11 @@
 // and its diff id are checked, in chain order, so a layer that exists has its parents. A
 // mismatch removes the temp dir and fails the pull.
 //
-// Threads. With two or more layers to fetch, the layers run in worker threads (dist/pull-worker.js,
-// when it is next to this bundle): hashing (blob digest, diff id), tar parsing and the file system
-// calls are the CPU cost of a pull, and one thread is one core. A single layer runs here: a
-// worker's start-up would cost more than it saves.
+// Threads. With two or more layers to fetch, this thread and worker threads share them (one per
+// core in all; dist/pull-worker.js, when it is next to this bundle; TSRUN_PULL_THREADS overrides):
+// hashing (blob digest, diff id), decompression, tar parsing and the file system calls are the
+// CPU cost of a pull, and one thread is one core. This thread starts on the first layer at once
+// while the workers start (30-50 ms). A single layer stays here: a worker would cost more.
 import fs = require('fs');
 import os = require('os');
 import path = require('path');
@@ -91,12 +92,22 @@ export async function pullImage(store: ImageStore, ref: ImageRef, opts: PullOpti
 async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promise<ImageRecord> {
   const progress: Progress = opts.progress ?? (() => { /* none */ });
   const client = opts.client ?? new RegistryClient(ref.domain);
-  const repo = ref.path;
-  const reference = ref.digest ?? ref.tag ?? 'latest';
   const wanted = opts.platform ? parsePlatform(opts.platform) : undefined;
 
   progress({ kind: 'resolve', ref: familiarRef(ref) });
   trace('pull: start');
+  const pool = new WorkerPool(opts.client === undefined ? pullThreads() - 1 : 0, { root: store.root, domain: client.domain, repo: ref.path });
+  try {
+    return await pullWith(store, ref, opts, client, pool, progress, wanted);
+  } finally {
+    pool.close();
+  }
+}
+
+async function pullWith(store: ImageStore, ref: ImageRef, opts: PullOptions, client: RegistryClient, pool: WorkerPool,
+  progress: Progress, wanted: ReturnType<typeof parsePlatform> | undefined): Promise<ImageRecord> {
+  const repo = ref.path;
+  const reference = ref.digest ?? ref.tag ?? 'latest';
   const top = await client.getManifest(repo, reference);
   trace('pull: manifest');
   let m = top;
@@ -144,8 +155,7 @@ async function pull(store: ImageStore, ref: ImageRef, opts: PullOptions): Promis
     }
     return { bytes, config };
   };
-  const threads = opts.client === undefined ? pullThreads() : 1;
-  const { bytes: cfgBytes, config } = await fetchLayers(store, client, repo, jobs, getConfig, progress, opts.concurrency ?? 3, threads);
+  const { bytes: cfgBytes, config } = await fetchLayers(store, client, repo, jobs, getConfig, progress, opts.concurrency ?? 3, pool);
 
   // Record: manifest (and index) and config blobs, then the image (put merges tags and digests
   // into a record with the same id and moves the tags here).
@@ -194,16 +204,13 @@ class Runner {
   private readonly idle: WorkerT[] = [];
   private readonly all: WorkerT[] = [];
   private readonly current = new Map<WorkerT, Deferred<LayerResult>>();
-  private closing = false;
 
   constructor(private readonly stores: { content: ContentStore; layers: LayerStore }, private readonly client: RegistryClient,
     private readonly repo: string, private readonly progress: Progress, private readonly localWidth: number,
-    workers = 0, data?: PullWorkerData) {
-    if (workers <= 0 || !data) return;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Worker } = require('worker_threads') as typeof import('worker_threads');
-    for (let i = 0; i < workers; i++) {
-      const w = new Worker(WORKER_FILE, { workerData: data });
+    workers: PoolWorker[] = []) {
+    for (const pw of workers) {
+      const w = pw.w;
+      w.postMessage({ type: 'client', state: client.state() });
       const lost = (e: Error) => {
         const d = this.current.get(w);
         this.current.delete(w);
@@ -211,7 +218,7 @@ class Runner {
         for (const list of [this.all, this.idle]) { const k = list.indexOf(w); if (k >= 0) list.splice(k, 1); }
         this.next();
       };
-      w.on('message', (m: { type: 'ready' } | { type: 'progress'; e: ProgressEvent } | { type: 'done'; result: LayerResult } | { type: 'error'; message: string }) => {
+      pw.onMessage = (m) => {
         if (m.type === 'progress') { progress(m.e); return; }
         if (m.type !== 'ready') {
           const d = this.current.get(w);
@@ -221,10 +228,11 @@ class Runner {
         }
         this.idle.push(w);
         this.next();
-      });
-      w.on('error', (e) => lost(new TsrunError(`pull worker: ${errorText(e)}`)));
-      w.on('exit', (code) => { if (!this.closing) lost(new TsrunError(`pull worker exited (${code})`)); });
+      };
+      pw.onLost = lost;
       this.all.push(w);
+      if (pw.lost) lost(pw.lost);
+      else if (pw.ready) this.idle.push(w);
     }
   }
 
@@ -262,17 +270,81 @@ class Runner {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     await Promise.all(this.all.map((w) => w.terminate()));
   }
 }
+
+type WorkerMessage = { type: 'ready' } | { type: 'progress'; e: ProgressEvent } | { type: 'done'; result: LayerResult } | { type: 'error'; message: string };
+
+/** A worker thread of a WorkerPool, then of a Runner. */
+interface PoolWorker {
+  w: WorkerT;
+  ready: boolean;
+  lost?: Error;
+  onMessage?: (m: WorkerMessage) => void;
+  onLost?: (e: Error) => void;
+}
+
+function startWorker(data: PullWorkerData): PoolWorker {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Worker } = require('worker_threads') as typeof import('worker_threads');
+  const pw: PoolWorker = { w: new Worker(WORKER_FILE, { workerData: data }), ready: false };
+  let closing = false;
+  const lost = (e: Error) => { if (closing) return; pw.lost ??= e; pw.onLost?.(e); };
+  pw.w.on('message', (m: WorkerMessage) => { if (m.type === 'ready') pw.ready = true; pw.onMessage?.(m); });
+  pw.w.on('error', (e) => lost(new TsrunError(`pull worker: ${errorText(e)}`)));
+  pw.w.on('exit', (code) => lost(new TsrunError(`pull worker exited (${code})`)));
+  const terminate = pw.w.terminate.bind(pw.w);
+  pw.w.terminate = () => { closing = true; return terminate(); };
+  return pw;
+}
+
+/**
+ * Up to `max` worker threads for a pull. They start when the layers are known (take()) or, when
+ * the manifest is slow to come (a registry across a network), after EARLY_MS: then their start-up
+ * (30-50 ms) hides behind the round trips, and a pull that needs fewer ends the others. On a
+ * registry nearby the manifest is here first, and a one-layer pull starts none.
+ */
+class WorkerPool {
+  private started: PoolWorker[] = [];
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly max: number, private readonly data: PullWorkerData) {
+    if (max > 0) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.start(max); }, EARLY_MS);
+      this.timer.unref();
+    }
+  }
+
+  private start(n: number): void {
+    while (!this.closed && this.started.length < Math.min(n, this.max)) this.started.push(startWorker(this.data));
+  }
+
+  /** n workers (fewer when the pool is smaller); the others are ended. */
+  take(n: number): PoolWorker[] {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.start(n);
+    const out = this.started.splice(0, n);
+    this.close();
+    return out;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    for (const pw of this.started.splice(0)) void pw.w.terminate();
+  }
+}
+
+const EARLY_MS = 15;
 
 /**
  * Downloads the missing blobs and unpacks the missing layers (in parallel, see the top of the
  * file), checks them against the config and commits them in chain order. Returns the config.
  */
 async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: string, jobs: LayerJob[],
-  getConfig: () => Promise<C>, progress: Progress, concurrency: number, threads: number): Promise<C> {
+  getConfig: () => Promise<C>, progress: Progress, concurrency: number, pool: WorkerPool): Promise<C> {
   const layerStore = store.layers;
   const stores = { content: store.content, layers: store.layers };
 
@@ -289,11 +361,9 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
   const width = Math.max(1, concurrency);
   trace('pull: runner');
   const downloads = first.size;
-  // Worker threads for the layers this thread does not get to; this thread takes one at a time then.
-  const workers = Math.min(threads, width, downloads) - 1;
-  const runner = workers > 0
-    ? new Runner(stores, client, repo, progress, 1, workers, { root: store.root, domain: client.domain, repo, client: client.state() })
-    : new Runner(stores, client, repo, progress, width);
+  // Worker threads for the layers this thread does not get to (this one takes one at a time then).
+  const use = pool.take(downloads >= 2 ? Math.min(width, downloads) - 1 : 0);
+  const runner = use.length ? new Runner(stores, client, repo, progress, 1, use) : new Runner(stores, client, repo, progress, width);
 
   let failed: unknown;
   const fail = (e: unknown) => {
