@@ -372,7 +372,10 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
     runner.abort(e instanceof Error ? e : new Error(String(e)));
   };
   let cfg: C | undefined;
-  const cfgDone = getConfig().then((c) => { cfg = c; });
+  // The config is asked for after the layers: the first blob request gets the connection the
+  // manifest came on (the layers are what the pull waits for).
+  const cfgStart = new Deferred<void>();
+  const cfgDone = cfgStart.promise.then(getConfig).then((c) => { cfg = c; });
   cfgDone.catch(fail);
 
   const layerJob = async (j: LayerJob, prev: LayerJob | undefined): Promise<void> => {
@@ -412,7 +415,9 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
   };
 
   try {
-    await Promise.all([cfgDone.catch(() => undefined), ...jobs.map((j, k) => layerJob(j, jobs[k - 1]))]);
+    const layersDone = jobs.map((j, k) => layerJob(j, jobs[k - 1]));
+    cfgStart.resolve();
+    await Promise.all([cfgDone.catch(() => undefined), ...layersDone]);
   } finally {
     await runner.close();
   }
