@@ -7,6 +7,7 @@
 // Runs on the main thread or in a pull worker (pull-worker.ts): everything it takes and gives is
 // plain data, and progress goes through a callback.
 import fs = require('fs');
+import type { Readable } from 'stream';
 import type { ContentStore, LayerStore } from './store';
 import type { Progress } from './types';
 import type { RegistryClient } from './registry/client';
@@ -51,21 +52,60 @@ const TRIES = 3;
 const PROGRESS_MS = 100;
 const COALESCE = 1 << 20;
 
-/** Network chunks (16-64 KiB) gathered into ~1 MiB pieces: one write syscall and one gunzip
- *  thread-pool round trip per piece instead of per chunk. */
-async function* coalesced(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let len = 0;
-  for await (const c of src) {
-    pending.push(c);
-    len += c.length;
-    if (len >= COALESCE) {
-      yield pending.length === 1 ? pending[0] : Buffer.concat(pending, len);
+/**
+ * Reads a response to its end, handing `sink` the bytes in ~1 MiB pieces (network chunks are
+ * 16-64 KiB: one write syscall and one gunzip thread-pool round trip per piece instead of per
+ * chunk). When sink returns a promise the stream is paused until it settles. 'data' events,
+ * not an async iterator: its promises and buffering cost a few per cent of a large pull's CPU.
+ */
+function pump(src: Readable, sink: (c: Buffer) => Promise<void> | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let pending: Buffer[] = [];
+    let len = 0;
+    let waiting = false;
+    let ended = false;
+    let done = false;
+    const finish = (e?: unknown) => {
+      if (done) return;
+      done = true;
+      src.off('data', onData);
+      if (e !== undefined) { src.destroy(); reject(e); } else resolve();
+    };
+    const take = (): Buffer => {
+      const c = pending.length === 1 ? pending[0] : Buffer.concat(pending, len);
       pending = [];
       len = 0;
-    }
-  }
-  if (len) yield pending.length === 1 ? pending[0] : Buffer.concat(pending, len);
+      return c;
+    };
+    const deliver = (c: Buffer): void => {
+      let p: Promise<void> | undefined;
+      try { p = sink(c); } catch (e) { finish(e); return; }
+      if (!p) return;
+      waiting = true;
+      src.pause();
+      p.then(() => {
+        waiting = false;
+        if (done) return;
+        if (ended) atEnd();
+        else src.resume();
+      }, finish);
+    };
+    const atEnd = () => {
+      if (len) { deliver(take()); if (waiting || done) return; }
+      finish();
+    };
+    const onData = (c: Buffer) => {
+      pending.push(c);
+      len += c.length;
+      if (len >= COALESCE && !waiting) deliver(take());
+    };
+    src.on('data', onData);
+    src.on('end', () => { ended = true; if (!waiting) atEnd(); });
+    src.on('error', (e) => finish(e));
+    src.on('close', () => {
+      if (!ended) finish(Object.assign(new Error('connection closed before the end of the blob (aborted)'), { code: 'ECONNRESET' }));
+    });
+  });
 }
 
 export async function fetchLayer(stores: { content: ContentStore; layers: LayerStore }, client: RegistryClient, repo: string,
@@ -88,17 +128,24 @@ export async function fetchLayer(stores: { content: ContentStore; layers: LayerS
         let got = 0;
         let last = 0;
         let unpackErr: unknown;
-        for await (const c of coalesced(stream as AsyncIterable<Buffer>)) {
-          blob.write(c);
+        const w = blob;
+        const unpacker = lw;
+        await pump(stream, (c) => {
+          w.write(c);
           got += c.length;
           const now = Date.now();
           if (now - last >= PROGRESS_MS || got === task.size) { last = now; progress({ kind: 'layer', id: task.id, status: 'downloading', current: got, total: task.size }); }
-          if (lw && unpackErr === undefined) {
-            // An unpack error is reported once the download is whole and checked: a digest
-            // mismatch explains a corrupt gzip stream better than the gzip error does.
-            try { const p = lw.write(c); if (p) await p; } catch (e) { unpackErr = e; }
+          if (!unpacker || unpackErr !== undefined) return undefined;
+          // An unpack error is reported once the download is whole and checked: a digest
+          // mismatch explains a corrupt gzip stream better than the gzip error does.
+          try {
+            const p = unpacker.write(c);
+            return p?.catch((e: unknown) => { unpackErr = e; });
+          } catch (e) {
+            unpackErr = e;
+            return undefined;
           }
-        }
+        });
         if (abort.reason) throw abort.reason;
         blob.commit();
         blob = undefined;
