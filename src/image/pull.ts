@@ -193,56 +193,58 @@ function pullThreads(): number {
 const WORKER_FILE = path.join(__dirname, 'pull-worker.js');
 
 /**
- * Runs layer tasks: up to `localWidth` at a time on this thread, and one per worker thread
- * (pull-worker.ts) in the workers that have started. This thread takes the first task at once:
+ * Runs layer tasks: up to `localWidth` at a time on this thread, and `slots` at a time in each
+ * worker thread (pull-worker.ts) that has started. This thread takes the first task at once:
  * a worker needs some 30-50 ms to start.
  */
 class Runner {
   private readonly ab = new Abort();
   private running = 0;
   private readonly queue: { task: LayerTask; d: Deferred<LayerResult> }[] = [];
-  private readonly idle: WorkerT[] = [];
+  private readonly free: WorkerT[] = [];                 // one entry per free task slot of a worker
   private readonly all: WorkerT[] = [];
-  private readonly current = new Map<WorkerT, Deferred<LayerResult>>();
+  private readonly current = new Map<number, { w: WorkerT; d: Deferred<LayerResult> }>();
+  private n = 0;
 
   constructor(private readonly stores: { content: ContentStore; layers: LayerStore }, private readonly client: RegistryClient,
     private readonly repo: string, private readonly progress: Progress, private readonly localWidth: number,
-    workers: PoolWorker[] = []) {
+    workers: PoolWorker[] = [], slots = 1) {
     for (const pw of workers) {
       const w = pw.w;
       w.postMessage({ type: 'client', state: client.state() });
       const lost = (e: Error) => {
-        const d = this.current.get(w);
-        this.current.delete(w);
-        d?.reject(e);
-        for (const list of [this.all, this.idle]) { const k = list.indexOf(w); if (k >= 0) list.splice(k, 1); }
+        for (const [n, c] of this.current) if (c.w === w) { this.current.delete(n); c.d.reject(e); }
+        for (const list of [this.all, this.free]) for (let k = list.indexOf(w); k >= 0; k = list.indexOf(w)) list.splice(k, 1);
         this.next();
       };
       pw.onMessage = (m) => {
         if (m.type === 'progress') { progress(m.e); return; }
-        if (m.type !== 'ready') {
-          const d = this.current.get(w);
-          this.current.delete(w);
-          if (m.type === 'done') d?.resolve(m.result);
-          else d?.reject(new TsrunError(m.message));
+        if (m.type === 'ready') {
+          for (let i = 0; i < slots; i++) this.free.push(w);
+        } else {
+          const c = this.current.get(m.n);
+          this.current.delete(m.n);
+          if (m.type === 'done') c?.d.resolve(m.result);
+          else c?.d.reject(new TsrunError(m.message));
+          this.free.push(w);
         }
-        this.idle.push(w);
         this.next();
       };
       pw.onLost = lost;
       this.all.push(w);
       if (pw.lost) lost(pw.lost);
-      else if (pw.ready) this.idle.push(w);
+      else if (pw.ready) for (let i = 0; i < slots; i++) this.free.push(w);
     }
   }
 
   private next(): void {
     while (this.queue.length) {
-      if (this.idle.length) {
-        const w = this.idle.shift()!;
+      if (this.free.length) {
+        const w = this.free.shift()!;
         const { task, d } = this.queue.shift()!;
-        this.current.set(w, d);
-        w.postMessage({ type: 'task', n: 0, task });
+        const n = ++this.n;
+        this.current.set(n, { w, d });
+        w.postMessage({ type: 'task', n, task });
       } else if (this.running < this.localWidth) {
         const { task, d } = this.queue.shift()!;
         this.running++;
@@ -274,7 +276,7 @@ class Runner {
   }
 }
 
-type WorkerMessage = { type: 'ready' } | { type: 'progress'; e: ProgressEvent } | { type: 'done'; result: LayerResult } | { type: 'error'; message: string };
+type WorkerMessage = { type: 'ready' } | { type: 'progress'; e: ProgressEvent } | { type: 'done'; n: number; result: LayerResult } | { type: 'error'; n: number; message: string };
 
 /** A worker thread of a WorkerPool, then of a Runner. */
 interface PoolWorker {
@@ -363,6 +365,7 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
   const downloads = first.size;
   // Worker threads for the layers this thread does not get to (this one takes one at a time then).
   const use = pool.take(downloads >= 2 ? Math.min(width, downloads) - 1 : 0);
+  // (Two layers at a time per thread measured the same: 0.67 s either way on the large bench image.)
   const runner = use.length ? new Runner(stores, client, repo, progress, 1, use) : new Runner(stores, client, repo, progress, width);
 
   let failed: unknown;
