@@ -406,7 +406,7 @@ async function fetchLayers<C>(store: ImageStore, client: RegistryClient, repo: s
         progress({ kind: 'layer', id: j.id, status: 'done' });
       } else {
         j.size = layerStore.size(j.chainId!);
-        progress({ kind: 'layer', id: j.id, status: j.needBlob || j.dupOf ? 'done' : 'exists' });
+        progress({ kind: 'layer', id: j.id, status: j.needBlob ? 'done' : 'exists' });
       }
       j.committed.resolve();
     } catch (e) {
