@@ -4,7 +4,9 @@
 //  - bin/tsrun: a 1 KB loader that runs it with a V8 code cache (dist/tsrun.js.cache), so that
 //    start-up skips parsing and compiling (measured: ~5 ms of a ~50 ms `tsrun run`);
 //  - the cache, written by running the loader on a sample bundle (`run --dry-run`, and a real
-//    `run` of /bin/true from a private copy of a few host binaries when we are root).
+//    `run` of /bin/true from a private copy of a few host binaries when we are root), and for the
+//    engine's, an image run and a pull from a throwaway registry (see trainPull);
+//  - dist/pull-worker.js: the pull's worker threads.
 import { build } from 'esbuild';
 import { chmodSync, readFileSync, writeFileSync, rmSync, mkdirSync, mkdtempSync, copyFileSync, existsSync } from 'fs';
 import { spawn, spawnSync } from 'child_process';
@@ -130,12 +132,12 @@ try {
     const tarFile = path.join(tmp, 'rootfs.tar');
     if (spawnSync('tar', ['-C', path.join(bundle, 'rootfs'), '-cf', tarFile, '.']).status === 0
       && spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), 'import', tarFile, 'tsrun-build/true:1'], { env: { ...env, TSRUN_WRITE_CODE_CACHE: '' } }).status === 0) {
-      // a pull first (its functions stay in the cache the run below loads and writes again)
-      await trainPull(tarFile, path.join(tmp, 'state'), envE);
       engineTrained = tsrunE(['run', '--rm', 'tsrun-build/true:1', '/bin/true']).status === 0;
     }
   }
   if (!engineTrained) tsrunE(['images']);
+  // then a pull: it loads the cache the run wrote and adds its own functions to it
+  if (engineTrained) await trainPull(path.join(tmp, 'rootfs.tar'), path.join(tmp, 'state'), envE);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
