@@ -19,6 +19,7 @@
 //
 // usage: bench/pull.sh [--rounds 10] [--large-rounds 5] [--only tsrun,skopeo,podman]
 //                      [--images small,large] [--mode cli|lib] [--src DIR] [--work DIR] [--json FILE] [--keep]
+//                      [--also NAME=BIN,...]   (more tsrun builds, e.g. before=/tmp/old/bin/tsrun)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -139,6 +140,13 @@ async function main() {
       const t = await tsrunCommand();
       tools.tsrun = { how: t.how, cmd: t.cmd };
     }
+    // --also NAME=BIN[,NAME2=BIN2]: other tsrun builds (another checkout's bin/tsrun), timed
+    // the same way, interleaved with the rest: a before/after comparison in one run.
+    for (const spec of (opt('also', '') || '').split(',').filter(Boolean)) {
+      const [name, bin] = spec.split('=');
+      const abs = path.resolve(bin);
+      tools[name] = { how: `${abs} pull`, cmd: (root, ref) => [abs, ['--root', root, 'pull', '-q', ref]] };
+    }
     if (ONLY.includes('skopeo')) {
       tools.skopeo = { how: 'skopeo copy docker:// oci:', cmd: (root, ref) => ['skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${root}:x`]] };
     }
@@ -197,6 +205,7 @@ async function main() {
       const lines = [];
       if (med.tsrun && med.skopeo) lines.push(`tsrun/skopeo ${ratio('tsrun', 'skopeo').toFixed(2)}x${imgName === 'small' ? ' (target <= 1.5)' : ' (target <= 1.0: throughput >= skopeo)'}`);
       if (med.tsrun && med.podman) lines.push(`tsrun/podman ${ratio('tsrun', 'podman').toFixed(2)}x${imgName === 'small' ? ' (target <= 0.3)' : ''}`);
+      for (const name of names) if (!['tsrun', 'skopeo', 'podman'].includes(name) && med.tsrun && med[name]) lines.push(`tsrun/${name} ${ratio('tsrun', name).toFixed(2)}x`);
       console.log(`  (ms, wall clock from spawn to exit)  ${lines.join('   ')}`);
       results[imgName] = { ref: im.ref, bytes: im.bytes, rounds, times, medians: med, failed };
     }

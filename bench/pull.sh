@@ -2,6 +2,7 @@
 # Pull benchmark: tsrun vs skopeo vs podman from a local docker-registry. See bench/pull.mjs.
 # usage: sudo bench/pull.sh [--rounds 10] [--large-rounds 5] [--only tsrun,skopeo,podman]
 #                           [--images small,large] [--mode cli|lib] [--src DIR] [--work DIR] [--json FILE] [--keep]
+#                           [--also NAME=BIN,...]
 # needs: docker-registry, skopeo, podman (optional), node_modules (esbuild)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

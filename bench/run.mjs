@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Engine benchmark: `tsrun run --rm IMAGE true` vs `podman run --rm IMAGE true` (and docker's,
-// when a dockerd is there), on the same busybox image, interleaved round by round; then density:
-// the PSS of the per-container supervisor (tsrun-supervisor vs podman's conmon) for N idle
+// Engine benchmark: `tsrun run --rm IMAGE true` vs `podman run --rm IMAGE true` and `docker run
+// --rm IMAGE true` (a private dockerd started for the run when docker.io is installed), on the
+// same busybox image, interleaved round by round; then density: the PSS of the per-container
+// supervisor (tsrun-supervisor vs podman's conmon vs docker's containerd-shim) for N idle
 // detached containers (`sleep 1000`).
 //
 // usage: bench/run.sh [--rounds 20] [--warmup 3] [--containers 5] [--only startup,density]
@@ -14,7 +15,7 @@
 //
 // podman on a hybrid cgroup host: podman/crun refuse to run while cgroup2 is mounted at
 // /sys/fs/cgroup/unified. Nothing is unmounted on the host: podman runs through a helper (this
-// script with --serve) started once with `unshare -m -p -f --propagation private --mount-proc`;
+// bench/peers.mjs with --serve) started once with `unshare -m -p -f --propagation private --mount-proc`;
 // in that private mount namespace /sys/fs/cgroup/unified is unmounted and tmpfs is mounted over
 // /run/containers, /var/lib/containers and /run/crun (so podman's network/IPAM state, blob-info
 // cache and crun's state stay out of the host's directories). The helper times each podman run
@@ -22,49 +23,11 @@
 // podman's numbers. The new PID namespace's init is a shell that reaps conmon's orphans (this
 // machine's PID 1 does not reap). podman's cgroups go under a parent named for this run
 // (--cgroup-parent /tsrun-bench-<tag>), removed (rmdir, v1 hierarchies) at the end.
-import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, accessSync, constants } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-function childEnv() {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  return env;
-}
-
-/** Runs cmd once: { ms, status, stderr, stdout? }, wall time from spawn to exit. */
-function timeOnce(cmd, args, capture = false) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', capture ? 'pipe' : 'ignore', 'pipe'], env: childEnv(), encoding: 'utf8', timeout: 120_000 });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const out = { ms, status: r.status ?? (r.signal ? `signal ${r.signal}` : 'error'), stderr: (r.stderr || r.error?.message || '').trim() };
-  if (capture) out.stdout = r.stdout || '';
-  return out;
-}
-
-/** { pss, rss } in KiB from /proc/PID/smaps_rollup (null if gone). */
-function memOf(pid) {
-  try {
-    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const get = k => Number((t.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) || [])[1]);
-    return { pss: get('Pss'), rss: get('Rss') };
-  } catch { return null; }
-}
-
-function which(name) {
-  if (name.includes('/')) { try { accessSync(name, constants.X_OK); return resolve(name); } catch { return null; } }
-  for (const d of (process.env.PATH ?? '').split(':')) {
-    if (!d) continue;
-    try { accessSync(join(d, name), constants.X_OK); return join(d, name); } catch { /* next */ }
-  }
-  return null;
-}
+import { REPO, childEnv, timeOnce, memOf, which, setupReaper, reapZombies, startNsHelper, parentOf, startDockerd, quantile, hardLimit } from './peers.mjs';
 
 function parseArgs(argv) {
   const o = { rounds: 20, warmup: 3, containers: 5, only: ['startup', 'density'], json: null, keep: false };
@@ -80,79 +43,6 @@ function parseArgs(argv) {
     else { console.error(`unknown option ${a}`); process.exit(2); }
   }
   return o;
-}
-
-// --- reaping: this machine's PID 1 may not reap orphans (detached supervisors, their
-// containers' processes). We become a child subreaper and reap our own zombie children,
-// except the helper, whose exit libuv waits for.
-let libc = null;
-function setupReaper() {
-  try {
-    const koffi = createRequire(join(REPO, 'package.json'))('koffi');
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
-      waitpid: lib.func('int waitpid(int, _Out_ int *, int)'),
-    };
-    return libc.prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0) === 0;
-  } catch { return false; }
-}
-function reapZombies(except = new Set()) {
-  if (!libc) return;
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || except.has(Number(e))) continue;
-    try {
-      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      if (f[0] === 'Z' && Number(f[1]) === process.pid) libc.waitpid(Number(e), [0], 1 /* WNOHANG */);
-    } catch { /* gone */ }
-  }
-}
-
-/** The podman helper: a private mount + PID namespace without /sys/fs/cgroup/unified. */
-async function startNsHelper() {
-  const hybrid = spawnSync('findmnt', ['-n', '-t', 'cgroup2', '/sys/fs/cgroup/unified']).status === 0;
-  const shadows = ['/run/containers', '/var/lib/containers', '/run/crun'].filter(d => existsSync(d));
-  const script = [
-    'set -e',
-    hybrid ? 'umount /sys/fs/cgroup/unified' : ':',
-    ...shadows.map(d => `mount -t tmpfs -o mode=0755 tmpfs ${d}`),
-    'set +e',
-    // not exec: this shell is the PID namespace's init and reaps orphans (conmon double-forks)
-    `"${process.execPath}" "${fileURLToPath(import.meta.url)}" --serve`,
-    'exit $?',
-  ].join('\n');
-  const child = spawn('unshare', ['-m', '-p', '-f', '--propagation', 'private', '--mount-proc', 'sh', '-c', script], { stdio: ['pipe', 'pipe', 'inherit'], env: childEnv() });
-  const rl = createInterface({ input: child.stdout });
-  const queue = [];
-  let exited = null;
-  rl.on('line', l => queue.shift()?.res(JSON.parse(l)));
-  child.on('exit', c => {
-    exited = new Error(`podman helper (unshare -m -p) exited with status ${c}`);
-    for (const w of queue.splice(0)) w.rej(exited);
-  });
-  const next = () => new Promise((res, rej) => (exited ? rej(exited) : queue.push({ res, rej })));
-  await next(); // ready
-  const ask = q => { const p = next(); child.stdin.write(JSON.stringify(q) + '\n'); return p; };
-  return {
-    hybrid, shadows, pid: child.pid,
-    time: (cmd, args, capture = false) => ask({ cmd, args, capture }),
-    mem: pid => ask({ mem: pid }),
-    close: () => new Promise(r => { if (exited) return r(); child.once('exit', r); child.stdin.end(); }),
-  };
-}
-
-function quantile(sorted, q) {
-  if (!sorted.length) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-/** "Max open files" etc. hard limit of this process (for podman's --ulimit). */
-function hardLimit(name) {
-  const l = readFileSync('/proc/self/limits', 'utf8').split('\n').find(x => x.startsWith(name));
-  return l ? l.slice(name.length).trim().split(/\s+/)[1] : null;
 }
 
 async function main() {
@@ -225,22 +115,25 @@ async function main() {
       });
     }
 
-    // docker: only with a daemon on this machine.
+    // docker: a private dockerd (Debian's docker.io) started for this run in a network
+    // namespace made for it (no bridge, no iptables), with its own data/exec roots and socket
+    // under WORK and its cgroups under /tsrun-bench-docker-<tag>; stopped and removed at the end.
     let docker = null;
-    if (!which('dockerd')) notes.push(`docker: no dockerd on this machine${which('docker') ? ' (only the docker client)' : ''} - skipped`);
+    const dockerd = which('dockerd'), dockerCli = which('docker');
+    if (!dockerd || !dockerCli) notes.push(`docker: ${dockerd ? 'no docker client' : 'dockerd not installed (apt-get install docker.io)'} - skipped`);
     else {
-      const d = which('docker');
-      const info = d && spawnSync(d, ['info'], { env: childEnv(), stdio: 'ignore', timeout: 20_000 }).status === 0;
-      if (!info) notes.push('docker: dockerd is installed but no daemon answers `docker info` (start it yourself) - skipped');
-      else {
+      try {
+        const dk = await startDockerd(dockerd, dockerCli, WORK, tag);
+        cleanups.push(() => dk.stop());
         const dimg = `tsrun-bench/bb:${tag}`;
-        r = timeOnce(d, ['import', tarball, dimg], true);
+        r = timeOnce(dockerCli, [...dk.args, 'import', tarball, dimg], true);
         if (r.status !== 0) notes.push(`docker import failed: ${r.stderr} - skipped`);
         else {
-          docker = { cmd: d, image: dimg };
-          cleanups.push(() => { timeOnce(d, ['rmi', '-f', dimg]); });
+          r = timeOnce(dockerCli, [...dk.args, 'run', '--rm', '--network', 'none', dimg, 'true']);
+          if (r.status !== 0) notes.push(`docker run failed (${r.stderr.split('\n')[0]}) - skipped`);
+          else docker = { cmd: dockerCli, args: dk.args, image: dimg, version: dk.version };
         }
-      }
+      } catch (e) { notes.push(`docker: ${e.message} - skipped`); }
     }
 
     console.log(`tsrun engine benchmark (temp dir ${WORK})`);
@@ -248,14 +141,15 @@ async function main() {
     console.log(`NODE_EXTRA_CA_CERTS: unset for every run${wasSet ? ' (it is set in the calling environment)' : ''}`);
     if (podman) console.log(`podman: ${podman.runFlags.join(' ')}; ${podman.base.slice(6).join(' ')}; own --root/--runroot/--tmpdir;\n        run in a private mount+PID namespace${nsHelper.hybrid ? ' where /sys/fs/cgroup/unified is unmounted (hybrid host)' : ''}, set up once outside the timings`);
     console.log('tsrun: no network flag (its containers get a network namespace with only lo, like podman --network none)');
+    if (docker) console.log(`docker: dockerd ${docker.version}, private daemon in its own network namespace (--bridge none --iptables=false), cgroupfs driver, overlay2; run --network none`);
     if (!reaper) console.log('note: could not become a child subreaper (koffi); exited supervisors may stay zombies under PID 1');
     for (const n of notes) console.log(n);
 
     // ---------------------------------------------------------------- start-up
     if (o.only.includes('startup')) {
-      const engines = [{ key: 'tsrun', name: 'tsrun run', run: () => timeOnce(bin, ['--root', R, 'run', '--rm', IMAGE, 'true']) }];
+      const engines = [{ key: 'tsrun', name: 'tsrun run', run: () => timeOnce(bin, ['--root', R, 'run', '--rm', '--network', 'none', IMAGE, 'true']) }];
       if (podman) engines.push({ key: 'podman', name: 'podman run', run: () => nsHelper.time(podman.cmd, [...podman.base, 'run', '--rm', ...podman.runFlags, IMAGE, 'true']) });
-      if (docker) engines.push({ key: 'docker', name: 'docker run', run: () => timeOnce(docker.cmd, ['run', '--rm', '--network', 'none', docker.image, 'true']) });
+      if (docker) engines.push({ key: 'docker', name: 'docker run', run: () => timeOnce(docker.cmd, [...docker.args, 'run', '--rm', '--network', 'none', docker.image, 'true']) });
       const samples = Object.fromEntries(engines.map(e => [e.key, []]));
       const failures = Object.fromEntries(engines.map(e => [e.key, 0]));
       console.log(`\nstart-up: ${o.rounds} rounds (+${o.warmup} warm-up), interleaved, rotating order; \`run --rm ${IMAGE} true\``);
@@ -299,7 +193,7 @@ async function main() {
       const ids = [];
       const tsm = [];
       for (let i = 0; i < N; i++) {
-        r = ts('run', '-d', IMAGE, 'sleep', '1000');
+        r = ts('run', '-d', '--network', 'none', IMAGE, 'sleep', '1000');
         if (r.status !== 0) { console.log(`  tsrun run -d failed: ${r.stderr.split('\n')[0]}`); continue; }
         ids.push(r.stdout.trim().split('\n').pop());
       }
@@ -332,13 +226,32 @@ async function main() {
         for (const id of pids) { const x = await nsHelper.time(podman.cmd, [...podman.base, 'rm', '-f', '-t', '0', id], true); if (x.status !== 0) console.log(`  podman rm -f ${id.slice(0, 12)}: ${x.stderr}`); }
         dens.podman = { name: 'conmon (podman)', n: pm.length, pss: avg(pm, 'pss'), rss: avg(pm, 'rss'), each: pm.map(m => m.pss) };
       }
-      console.log(`\n${'supervisor'.padEnd(18)} ${'PSS avg'.padStart(8)} ${'RSS avg'.padStart(8)} ${'n'.padStart(3)}  PSS each (KiB)`);
+      if (docker) {
+        const cids = [];
+        const dm = [];
+        for (let i = 0; i < N; i++) {
+          r = timeOnce(docker.cmd, [...docker.args, 'run', '-d', '--network', 'none', docker.image, 'sleep', '1000'], true);
+          if (r.status !== 0) { console.log(`  docker run -d failed: ${r.stderr.split('\n')[0]}`); continue; }
+          cids.push(r.stdout.trim().split('\n').pop());
+        }
+        await new Promise(res => setTimeout(res, 1000));
+        for (const id of cids) {
+          // The container's parent is its containerd-shim-runc-v2 (docker's per-container supervisor).
+          const x = timeOnce(docker.cmd, [...docker.args, 'inspect', '--format', '{{.State.Pid}}', id], true);
+          const ppid = x.status === 0 ? parentOf(Number(x.stdout.trim())) : null;
+          const m = ppid && memOf(ppid);
+          if (m) dm.push(m); else console.log(`  docker ${id.slice(0, 12)}: no shim found`);
+        }
+        if (cids.length) timeOnce(docker.cmd, [...docker.args, 'rm', '-f', ...cids]);
+        dens.docker = { name: 'containerd-shim (docker)', n: dm.length, pss: avg(dm, 'pss'), rss: avg(dm, 'rss'), each: dm.map(m => m.pss) };
+      }
+      console.log(`\n${'supervisor'.padEnd(24)} ${'PSS avg'.padStart(8)} ${'RSS avg'.padStart(8)} ${'n'.padStart(3)}  PSS each (KiB)`);
       for (const d of Object.values(dens)) {
         const f = v => (Number.isNaN(v) ? '-' : v.toFixed(0)).padStart(8);
-        console.log(`${d.name.padEnd(18)} ${f(d.pss)} ${f(d.rss)} ${String(d.n).padStart(3)}  ${d.each.join(' ')}`);
+        console.log(`${d.name.padEnd(24)} ${f(d.pss)} ${f(d.rss)} ${String(d.n).padStart(3)}  ${d.each.join(' ')}`);
       }
       console.log('(KiB, from /proc/PID/smaps_rollup)');
-      if (dens.tsrun.n) console.log(`\ntsrun-supervisor PSS: ${dens.tsrun.pss.toFixed(0)} KiB (target <= 200: ${dens.tsrun.pss <= 200 ? 'met' : 'NOT met'})${dens.podman?.n ? `   tsrun/conmon: ${(dens.tsrun.pss / dens.podman.pss).toFixed(2)}x` : ''}`);
+      if (dens.tsrun.n) console.log(`\ntsrun-supervisor PSS: ${dens.tsrun.pss.toFixed(0)} KiB (target <= 200: ${dens.tsrun.pss <= 200 ? 'met' : 'NOT met'})${dens.podman?.n ? `   tsrun/conmon: ${(dens.tsrun.pss / dens.podman.pss).toFixed(2)}x` : ''}${dens.docker?.n ? `   tsrun/containerd-shim: ${(dens.tsrun.pss / dens.docker.pss).toFixed(2)}x` : ''}`);
       result.density = dens;
       if (dens.tsrun.n !== N) process.exitCode = 1;
     }
@@ -363,16 +276,4 @@ async function main() {
   }
 }
 
-// --- helper mode: one request per stdin line, one JSON reply per stdout line -----------
-if (process.argv[2] === '--serve') {
-  const rl = createInterface({ input: process.stdin });
-  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
-  rl.on('line', line => {
-    const q = JSON.parse(line);
-    const reply = q.mem != null ? memOf(q.mem) : timeOnce(q.cmd, q.args, q.capture);
-    process.stdout.write(JSON.stringify(reply) + '\n');
-  });
-  rl.on('close', () => process.exit(0));
-} else {
-  await main();
-}
+await main();

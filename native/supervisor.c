@@ -688,6 +688,16 @@ int main(int argc, char **argv) {
     close(logfd);
     int pp[2];
     if (mkpipe(pp) == 0) tsrun_cmd(-1, -1, pp[1], pp[0], 1, "rm", "-f", id, NULL);
+  } else {
+    // The container's network attachment (engine/network) lives as long as this supervisor: the
+    // container stopped for good, so its veth, namespace, address and port rules go now.
+    char ep[4096];
+    int pp[2];
+    snprintf(ep, sizeof ep, "%s/networks/endpoints/%s.json", root, id);
+    if (access(ep, F_OK) == 0 && mkpipe(pp) == 0) {
+      tsrun_cmd(-1, -1, pp[1], pp[0], 1, "network", "release", id, NULL);
+      close(pp[0]); close(pp[1]);
+    }
   }
   return 0;
 }

@@ -4,10 +4,15 @@
 //  - bin/tsrun: a 1 KB loader that runs it with a V8 code cache (dist/tsrun.js.cache), so that
 //    start-up skips parsing and compiling (measured: ~5 ms of a ~50 ms `tsrun run`);
 //  - the cache, written by running the loader on a sample bundle (`run --dry-run`, and a real
-//    `run` of /bin/true from a private copy of a few host binaries when we are root).
+//    `run` of /bin/true from a private copy of a few host binaries when we are root), and for the
+//    engine's, an image run and a pull from a throwaway registry (see trainPull);
+//  - dist/pull-worker.js: the pull's worker threads.
 import { build } from 'esbuild';
-import { chmodSync, writeFileSync, rmSync, mkdirSync, mkdtempSync, copyFileSync, existsSync } from 'fs';
-import { spawnSync } from 'child_process';
+import { chmodSync, readFileSync, writeFileSync, rmSync, mkdirSync, mkdtempSync, copyFileSync, existsSync } from 'fs';
+import { spawn, spawnSync } from 'child_process';
+import { createServer } from 'http';
+import { createHash } from 'crypto';
+import { gzipSync } from 'zlib';
 import { tmpdir } from 'os';
 import path from 'path';
 
@@ -17,6 +22,8 @@ import path from 'path';
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['*.node', 'koffi'], logLevel: 'warning' };
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/tsrun.js' });
 await build({ ...common, entryPoints: ['src/cli/engine.ts'], outfile: 'dist/engine.js' });
+// pull's worker threads (src/image/pull.ts: found next to engine.js)
+await build({ ...common, entryPoints: ['src/image/pull-worker.ts'], outfile: 'dist/pull-worker.js', external: [...common.external, 'tar'] });
 
 mkdirSync('bin', { recursive: true });
 writeFileSync('bin/tsrun', `#!/usr/bin/env -S node --
@@ -44,6 +51,55 @@ chmodSync('bin/tsrun', 0o755);
 rmSync('dist/tsrun.js.cache', { force: true });
 rmSync('dist/engine.js.cache', { force: true });
 
+/**
+ * `tsrun pull` from a throwaway registry in this process (plain HTTP on 127.0.0.1: the manifest
+ * and blob endpoints of the distribution API, nothing else) of a one-layer image made from the
+ * training rootfs plus a symlink and a hard link, so the engine's cache covers the registry
+ * client, the layer pipeline and the unpacker. Failures only cost the cache its pull path.
+ */
+async function trainPull(tarFile, root, env) {
+  const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsrun-build-pull-'));
+  const server = createServer();
+  try {
+    mkdirSync(path.join(dir, 'etc'));
+    writeFileSync(path.join(dir, 'etc', 'hostname'), 'tsrun\n');
+    spawnSync('ln', ['-s', 'hostname', path.join(dir, 'etc', 'name')]);
+    spawnSync('ln', [path.join(dir, 'etc', 'hostname'), path.join(dir, 'etc', 'hard')]);
+    const extra = path.join(dir, 'extra.tar');
+    if (spawnSync('tar', ['-C', dir, '-cf', extra, 'etc']).status !== 0) return;
+    const tar = Buffer.concat([readFileSync(tarFile).subarray(0, -1024), readFileSync(extra)]);
+    const layer = gzipSync(tar, { level: 1 });
+    const config = Buffer.from(JSON.stringify({ architecture: process.arch === 'x64' ? 'amd64' : process.arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha(tar)] } }));
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
+    }));
+    const blobs = new Map([[sha(config), config], [sha(layer), layer]]);
+    server.on('request', (req, res) => {
+      const m = /^\/v2\/tsrun-build\/pull\/(manifests|blobs)\/([^/?]+)$/.exec(req.url ?? '');
+      const body = m?.[1] === 'manifests' ? manifest : m ? blobs.get(m[2]) : undefined;
+      if (!body) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'Content-Type': m[1] === 'manifests' ? 'application/vnd.oci.image.manifest.v1+json' : 'application/octet-stream',
+        'Content-Length': body.length, 'Docker-Content-Digest': m[1] === 'manifests' ? sha(manifest) : m[2] });
+      res.end(body);
+    });
+    await new Promise((resolve, reject) => server.listen(0, '127.0.0.1', resolve).on('error', reject));
+    const ref = `127.0.0.1:${server.address().port}/tsrun-build/pull:1`;
+    const child = spawn('bin/tsrun', ['--root', root, 'pull', '-q', ref], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c) => { err += c; });
+    const status = await new Promise((resolve) => child.on('close', resolve));
+    if (status !== 0) process.stderr.write(`bundle: training pull failed (${err.trim()}); the cache covers less of pull\n`);
+  } catch (e) {
+    process.stderr.write(`bundle: training pull: ${e.message}\n`);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // Train the cache.
 const tmp = mkdtempSync(path.join(tmpdir(), 'tsrun-build-'));
 try {
@@ -54,7 +110,6 @@ try {
   const tsrun = (args) => spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), ...args], { env, encoding: 'utf8' });
   tsrun(['spec', '--bundle', bundle]);
   const cfgPath = path.join(bundle, 'config.json');
-  const { readFileSync } = await import('fs');
   const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
   cfg.process.terminal = false;
   cfg.process.args = ['/bin/true'];
@@ -77,10 +132,13 @@ try {
     const tarFile = path.join(tmp, 'rootfs.tar');
     if (spawnSync('tar', ['-C', path.join(bundle, 'rootfs'), '-cf', tarFile, '.']).status === 0
       && spawnSync('bin/tsrun', ['--root', path.join(tmp, 'state'), 'import', tarFile, 'tsrun-build/true:1'], { env: { ...env, TSRUN_WRITE_CODE_CACHE: '' } }).status === 0) {
-      engineTrained = tsrunE(['run', '--rm', 'tsrun-build/true:1', '/bin/true']).status === 0;
+      // --network none: the build must not make a bridge or firewall rules in the host's namespace
+      engineTrained = tsrunE(['run', '--rm', '--network', 'none', 'tsrun-build/true:1', '/bin/true']).status === 0;
     }
   }
   if (!engineTrained) tsrunE(['images']);
+  // then a pull: it loads the cache the run wrote and adds its own functions to it
+  if (engineTrained) await trainPull(path.join(tmp, 'rootfs.tar'), path.join(tmp, 'state'), envE);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@
 #   sudo scripts/install.sh && sudo bin/tsrun run --bundle examples/busybox hello
 #
 # usage: scripts/install.sh [--with-test-deps] [--no-build] [--no-example] [--force-npm]
-#   --with-test-deps  also runc, crun, hyperfine (the tests and the benchmark compare against them)
+#   --with-test-deps  also runc, crun, hyperfine, docker-registry, skopeo, vagrant (the tests and benchmarks use them)
 #   --no-build        skip `npm ci` and `npm run build` (e.g. when testing another runtime)
 #   --no-example      skip building examples/busybox
 #   --force-npm       run `npm ci` even if node_modules matches package-lock.json
@@ -79,8 +79,9 @@ command -v npm >/dev/null || {
 # musl-tools: the supervisor links statically against musl (76 KiB PSS per idle container; glibc: 644 KiB)
 apt_install gcc make libc6-dev musl-tools libseccomp2 busybox-static util-linux procps ca-certificates tini
 if [ $with_test = 1 ]; then
-  # peers the tests and benchmarks compare with; a local registry and its htpasswd tool; skopeo as an independent client
-  apt_install runc crun hyperfine docker-registry apache2-utils skopeo
+  # peers the tests and benchmarks compare with; a local registry and its htpasswd tool; skopeo as an independent client;
+  # vagrant: the tests run `vagrant validate` on the Vagrantfile (~150 packages without recommends)
+  apt_install runc crun hyperfine docker-registry apache2-utils skopeo vagrant
 fi
 
 # --- npm ci + build ---------------------------------------------------------------------

@@ -40,6 +40,8 @@ mkdir -p "$(dirname "$tap")"
 # All state roots and bundles of this run live under one directory, so that containers
 # left by a test worker that ava killed (timeout: its teardown never ran) can be swept
 # afterwards without touching anything of another run.
+# containers without --network stay off the host's network (test/network*.test.mjs make namespaces of their own)
+export TSRUN_DEFAULT_NETWORK="${TSRUN_DEFAULT_NETWORK:-none}"
 export TSRUN_TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/tsrun-test.XXXXXX")"
 chmod 755 "$TSRUN_TEST_TMP"   # user-namespaced containers must traverse it
 runtime="${TSRUN:-$repo/bin/tsrun}"

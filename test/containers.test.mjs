@@ -4,7 +4,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
+import { childEnv, rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
 
@@ -166,9 +166,7 @@ t2('a `run -d` killed at any moment leaves nothing that `rm -f` does not repair'
   const { root, r } = await setup(t);
   const { spawn } = await import('node:child_process');
   for (const delay of [0, 10, 25, 40, 60, 90, 130, 200]) {
-    const env = { ...process.env };
-    delete env.NODE_EXTRA_CA_CERTS;
-    const p = spawn(TSRUN, ['--root', root, 'run', '-d', 'test/bb:1', 'sleep', '1000'], { stdio: 'ignore', env });
+    const p = spawn(TSRUN, ['--root', root, 'run', '-d', 'test/bb:1', 'sleep', '1000'], { stdio: 'ignore', env: childEnv() });
     const closed = new Promise(res => p.on('close', res));
     await sleep(delay);
     p.kill('SIGKILL');

@@ -163,3 +163,16 @@ tsrunOnly(test)('doctor: a missing static tini is a warning that names the packa
   const good = await r(['doctor']);
   t.regex(lines(good.stdout).find(l => LINE.exec(l)?.[2] === 'init (--init)') ?? '', /^ok   init \(--init\): \/usr\/bin\/tini-static$/);
 });
+
+test('Vagrantfile: the VM is provisioned by the same install script the README and CI run, then doctor', t => {
+  // What a Mac user's `vagrant up` runs inside the VM ...
+  const vf = readFileSync(join(REPO, 'Vagrantfile'), 'utf8');
+  const inline = vf.match(/inline: <<-SHELL\n([\s\S]*?)\n\s*SHELL/);
+  t.truthy(inline, 'Vagrantfile has an inline shell provisioner');
+  const cmds = inline[1].split('\n').map(l => l.trim()).filter(l => l && !l.startsWith('#') && !l.startsWith('set '));
+  t.deepEqual(cmds, ['cd #{GUEST_DIR}', 'sudo scripts/install.sh', 'sudo bin/tsrun doctor']);
+  // ... is what this suite ran before the tests (scripts/test.sh -> scripts/install.sh) and the
+  // doctor tests above run; CI's entry point is scripts/test.sh.
+  t.regex(readFileSync(join(REPO, 'scripts', 'test.sh'), 'utf8'), /^if ! scripts\/install\.sh /m);
+  t.regex(readFileSync(join(REPO, '.ci', 'run'), 'utf8'), /scripts\/test\.sh/);
+});

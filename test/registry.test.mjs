@@ -195,11 +195,16 @@ test('pull: multi-layer Docker v2 image with whiteouts, diff ids checked, chain 
   t.is(fs.readFileSync(path.join(top, 'opt/data/c'), 'utf8'), 'C');
   t.is(fs.readFileSync(path.join(top, 'etc/app.conf'), 'utf8'), 'a=2\n');
   t.is(fs.readFileSync(path.join(store.layers.diffDir(rec.layers[1].chainId), 'keep/me'), 'utf8'), 'k');
-  // The other unpack paths give the same: one download at a time (every layer unpacked live),
-  // and no replay buffer (layers not at the head when their download starts: from the blob).
-  for (const opts of [{ concurrency: 1 }, { concurrency: 3, replayCap: 0 }]) {
+  // The other schedules give the same: one layer at a time, and every layer on this thread
+  // (no worker threads; the default uses them when dist/pull-worker.js is built).
+  for (const [opts, workers] of [[{ concurrency: 1 }, undefined], [{ concurrency: 3 }, '1']]) {
     const s2 = newStore();
-    const r2 = await lib.pullImage(s2, ref(`${reg.host}/test/multi:1`), opts);
+    const saved = process.env.TSRUN_PULL_THREADS;
+    if (workers === undefined) delete process.env.TSRUN_PULL_THREADS; else process.env.TSRUN_PULL_THREADS = workers;
+    let r2;
+    try { r2 = await lib.pullImage(s2, ref(`${reg.host}/test/multi:1`), opts); } finally {
+      if (saved === undefined) delete process.env.TSRUN_PULL_THREADS; else process.env.TSRUN_PULL_THREADS = saved;
+    }
     t.deepEqual({ ...r2, created: 0 }, { ...rec, created: 0 }, JSON.stringify(opts));
     t.deepEqual(s2.layers.list().sort(), store.layers.list().sort());
   }

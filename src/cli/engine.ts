@@ -37,6 +37,8 @@ export const COMMANDS: Record<string, Cmd> = {
   info: () => require('./commands/info'),
   version: () => require('./commands/version'),
   system: () => require('./commands/system'),
+  network: () => require('./commands/network'),
+  port: () => require('./commands/port'),
   // the docker halves of commands runc also has
   'run-image': () => require('./commands/run-image'),
   'create-image': () => require('./commands/create-image'),

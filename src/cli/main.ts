@@ -55,6 +55,8 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   info: () => ({ default: (a: string[], g: Globals) => engineCommand('info', a, g) }),
   version: () => ({ default: (a: string[], g: Globals) => engineCommand('version', a, g) }),
   system: () => ({ default: (a: string[], g: Globals) => engineCommand('system', a, g) }),
+  network: () => ({ default: (a: string[], g: Globals) => engineCommand('network', a, g) }),
+  port: () => ({ default: (a: string[], g: Globals) => engineCommand('port', a, g) }),
   unpause: () => require('./commands/resume'),
 };
 

@@ -27,6 +27,7 @@ export interface ContainerRecord {
   labels?: Record<string, string>;   // image labels merged with --label
   stopSignal?: string;               // --stop-signal or the image's StopSignal
   stopTimeout?: number;              // --stop-timeout, seconds
+  net?: import('./network/config').NetConfig;   // --network, -p, --dns...: see network/
 }
 
 export function containersDir(root: string): string {

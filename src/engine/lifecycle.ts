@@ -90,21 +90,31 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
     ...(o.stdin ?? c.openStdin ? ['--stdin'] : []), ...(o.attach ? ['--attach-fd', '4'] : [])];
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const run = require('./run') as typeof import('./run');
+  const attached = run.attachNetwork(root, c);
   const child = spawn(supervisorBin(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...(o.attach ? ['pipe' as const] : [])], env, detached: true });
   if (o.attach) o.attach(child.stdio[4] as import('net').Socket); // read it at once (Node resumes unread stdio at the child's exit)
-  const outcome: string = await new Promise((resolve, reject) => {
+  const outcome: string = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
     pipe.on('data', (d: Buffer) => { buf += d.toString(); });
     pipe.on('end', () => resolve(buf));
     pipe.on('error', reject);
     child.on('error', (e) => reject(new TsrunError(`start the supervisor ${supervisorBin()}: ${e.message}`, 125)));
+  }).catch((e) => {
+    if (attached) run.detachNetwork(root, c.id);
+    throw e;
   });
   const line = outcome.split('\n')[0];
   if (line.startsWith('ok ')) {
     ct.saveContainer(root, { ...ct.findContainer(root, c.id), startedAt: new Date().toISOString() });
+    // the network attachment now lives as long as the supervisor
+    const sup = supervisorPid(root, c.id);
+    if (attached && sup) (require('./network') as typeof import('./network')).handOver(root, c.id, sup); // eslint-disable-line @typescript-eslint/no-require-imports
     return Number(line.slice(3)); // the supervisor wrote the start event
   }
+  if (attached) run.detachNetwork(root, c.id);
   const msg = line.startsWith('error ') ? line.slice(6) : `the supervisor of ${c.id.slice(0, 12)} failed without a word`;
   throw new TsrunError(msg.replace(/^tsrun: /, ''), /executable file not found|no such file/.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 125);
 }
@@ -114,7 +124,10 @@ export async function stopContainer(root: string, c: ct.ContainerRecord, timeout
   const dir = ct.containerPath(root, c.id);
   fs.writeFileSync(path.join(dir, 'stopped'), '');
   const st = containerState(root, c);
-  if (st.status !== 'running' && st.status !== 'paused' && st.status !== 'created') return;
+  if (st.status !== 'running' && st.status !== 'paused' && st.status !== 'created') {
+    if (st.status !== 'restarting') (require('./run') as typeof import('./run')).detachNetwork(root, c.id); // eslint-disable-line @typescript-eslint/no-require-imports
+    return;
+  }
   containerEvent(root, c, 'kill', { signal: String(signal) });
   try { runtimeKill(root, c.id, signal, false); } catch { /* already gone */ }
   const deadline = Date.now() + timeout * 1000;
@@ -124,6 +137,8 @@ export async function stopContainer(root: string, c: ct.ContainerRecord, timeout
     try { runtimeKill(root, c.id, 9, true); } catch { /* gone */ }
   }
   await waitGone(root, c, 10_000);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./run') as typeof import('./run')).detachNetwork(root, c.id);
   containerEvent(root, c, 'stop');
 }
 

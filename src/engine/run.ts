@@ -3,6 +3,7 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../runtime/errors';
+import { trace } from '../runtime/trace';
 import { run as runtimeRun, del as runtimeDelete } from '../runtime/container';
 import { ImageStore, mountSnapshot, removeSnapshot, unmountSnapshot } from '../image/store';
 import type { ImageConfig, ImageRecord } from '../image/types';
@@ -20,6 +21,8 @@ export interface RunImageOptions extends RunFlags {
   restart?: string;
   pull?: 'missing' | 'always' | 'never';
   detachKeys?: string;
+  /** --network, -p, -P, --ip, --dns... (network/spec.ts) */
+  net?: import('./network/spec').NetFlags;
 }
 
 /** Find an image by id, short id or reference; pull it when missing (as docker run does). */
@@ -79,13 +82,19 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
     const { spec, extras } = buildContainer(config, rootfs, rec.id, o);
+    const net = networkFor(o, config, rec);
+    if (net) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./network/spec') as typeof import('./network/spec')).applyNetworkToSpec(spec, o.root, rec.id, net, o.hostname !== undefined);
+    }
     // a terminal starts with our window's size (docker's ConsoleSize); attach resizes it later
     if (o.tty && spec.process && process.stdout.isTTY) spec.process.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
     const args = (spec.process?.args ?? []).slice(o.init ? 2 : 0); // the command, without --init's tini
-    ct.saveContainer(o.root, { ...rec, args, ...extras });
-    containerEvent(o.root, { ...rec, ...extras }, 'create');
-    return { ...rec, args, ...extras };
+    const full: ct.ContainerRecord = { ...rec, args, ...extras, ...(net ? { net } : {}) };
+    ct.saveContainer(o.root, full);
+    containerEvent(o.root, full, 'create');
+    return full;
   } catch (e) {
     removeContainer(o.root, rec, { volumes: true });
     const err = e as TsrunError;
@@ -112,7 +121,12 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
     containerEvent(o.root, rec, 'start');
-    code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null' });
+    attachNetwork(o.root, rec);
+    try {
+      code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null' });
+    } finally {
+      detachNetwork(o.root, rec.id);
+    }
     containerEvent(o.root, rec, 'die', { exitCode: String(code) });
   } catch (e) {
     removeContainer(o.root, rec, { volumes: true });
@@ -137,6 +151,7 @@ export function removeContainer(root: string, rec: ct.ContainerRecord, opts: { v
   try { sup = Number(fs.readFileSync(path.join(dir, 'supervisor.pid'), 'utf8')); } catch { /* none */ }
   if (sup > 0 && isSupervisor(sup, rec.id)) { try { process.kill(sup, 'SIGKILL'); } catch { /* gone */ } }
   try { runtimeDelete(root, rec.id, true); } catch { /* not created in the runtime */ }
+  try { detachNetwork(root, rec.id); } catch (e) { process.stderr.write(`tsrun: warning: container ${rec.id.slice(0, 12)}: ${(e as Error).message}\n`); }
   removeSnapshot(root, rec.id);
   if (opts.volumes || rec.autoRemove) removeAnonymousVolumes(root, rec);
   ct.releaseContainer(root, rec);
@@ -150,4 +165,44 @@ function isSupervisor(pid: number, id: string): boolean {
   } catch {
     return false;
   }
+}
+
+// ---- the network (engine/network): loaded only for containers that have one
+
+/** The container's NetConfig from the flags (undefined: no network flags and the default is none). */
+function networkFor(o: RunImageOptions, config: ImageConfig, rec: ct.ContainerRecord): ct.ContainerRecord['net'] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { defaultNetworkMode } = require('./network/config') as typeof import('./network/config');
+  const f = o.net ?? {};
+  if ((f.network ?? defaultNetworkMode()) === 'none' && !Object.values(f).some((v) => Array.isArray(v) ? v.length : v)) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { netConfigFor } = require('./network/spec') as typeof import('./network/spec');
+  return netConfigFor(o.root, f, config.config?.ExposedPorts, (key) => {
+    const t = ct.findContainer(o.root, key);
+    if (t.id === rec.id) throw new TsrunError('cannot join own network', 125);
+    return t;
+  });
+}
+
+/** Before the runtime runs the container: its namespace, addresses, ports, rules, /etc files. */
+export function attachNetwork(root: string, rec: ct.ContainerRecord): boolean {
+  if (!rec.net || rec.net.mode === 'none') return false;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const net = require('./network') as typeof import('./network');
+  let hostname = rec.id.slice(0, 12);
+  try { hostname = JSON.parse(fs.readFileSync(path.join(ct.containerPath(root, rec.id), 'config.json'), 'utf8')).hostname ?? hostname; } catch { /* default */ }
+  trace('network: attach');
+  const made = net.attach(root, { id: rec.id, name: rec.name, net: rec.net, hostname });
+  trace('network: attached');
+  return made;
+}
+
+/** After it stopped for good: veths, namespace, addresses, rules go. */
+export function detachNetwork(root: string, id: string): void {
+  const dir = path.join(root, 'networks');
+  if (!fs.existsSync(dir)) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  trace('network: detach');
+  (require('./network') as typeof import('./network')).detach(root, id);
+  trace('network: detached');
 }

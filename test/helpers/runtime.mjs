@@ -35,7 +35,9 @@ export const IS_TSRUN = RUNTIME_KIND === 'tsrun';
 export const DEFAULT_CGROUP_PREFIX = process.env.TSRUN_CGROUP_PREFIX || (IS_TSRUN ? '/tsrun' : 'relative');
 
 export function childEnv(extra = {}) {
-  const env = { ...process.env, ...extra };
+  // containers started by tests stay off the network unless a test says otherwise (the network
+  // tests run tsrun inside a namespace of their own): the suite must not touch the host's network
+  const env = { TSRUN_DEFAULT_NETWORK: 'none', ...process.env, ...extra };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
 }

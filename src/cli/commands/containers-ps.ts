@@ -1,5 +1,5 @@
 import { parse, str, type Globals } from '../args';
-import { listContainers, containerPath } from '../../engine/containers';
+import { listContainers, containerPath, type ContainerRecord } from '../../engine/containers';
 import { containerState, statusText } from '../../engine/lifecycle';
 import { table, ago, humanDuration, humanSize } from '../format';
 import { familiar } from '../../image/ops';
@@ -35,6 +35,7 @@ export default function (argv: string[], g: Globals): number {
       && filters.every(([k, v]) => (k === 'name' ? c.name.includes(v) : k === 'id' ? c.id.startsWith(v) : k === 'status' ? s.status === v
         : k === 'ancestor' ? c.image === v || c.imageId.includes(v) : k === 'label' ? labelMatch(c.labels ?? {}, v) : k === 'exited' ? String(s.exit?.exitCode) === v : true)));
   const noTrunc = !!p.flags['no-trunc'];
+  const ports = portsColumn(g.root, rows.map((r) => r.c));
   const cmd = (c: (typeof rows)[0]['c']) => {
     const s = c.args.join(' ');
     return JSON.stringify(noTrunc || s.length <= 20 ? s : s.slice(0, 19) + '…');
@@ -51,14 +52,25 @@ export default function (argv: string[], g: Globals): number {
   } else if (format) {
     for (const { c, s } of rows) {
       const o = { ID: noTrunc ? c.id : c.id.slice(0, 12), Image: familiar(c.image), Command: cmd(c), CreatedAt: c.created, RunningFor: ago(c.created).replace(/ ago$/, ''),
-        Status: statusText(s, ago, humanDuration), State: s.status, Ports: '', Names: c.name, Labels: Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+        Status: statusText(s, ago, humanDuration), State: s.status, Ports: ports(c), Names: c.name, Labels: Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
         ...(p.flags.size ? { Size: sizeOf(g, c, imageSizes) } : {}) };
       process.stdout.write((format === 'json' || format === '{{json .}}' ? JSON.stringify(o) : renderTemplate(format, o)) + '\n');
     }
   } else {
     const size = !!p.flags.size;
     process.stdout.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', ...(size ? ['SIZE'] : [])],
-      ...rows.map(({ c, s }) => [noTrunc ? c.id : c.id.slice(0, 12), c.image, cmd(c), ago(c.created), statusText(s, ago, humanDuration), '', c.name, ...(size ? [sizeOf(g, c, imageSizes)] : [])])]));
+      ...rows.map(({ c, s }) => [noTrunc ? c.id : c.id.slice(0, 12), c.image, cmd(c), ago(c.created), statusText(s, ago, humanDuration), ports(c), c.name, ...(size ? [sizeOf(g, c, imageSizes)] : [])])]));
   }
   return 0;
+}
+
+/** PORTS: `0.0.0.0:8080->80/tcp, ...` of running containers (network/ loaded only when some container has a network). */
+function portsColumn(root: string, cs: ContainerRecord[]): (c: ContainerRecord) => string {
+  if (!cs.some((c) => c.net?.ports?.length)) return () => '';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const net = require('../../engine/network') as typeof import('../../engine/network');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { formatPs } = require('../../engine/network/ports') as typeof import('../../engine/network/ports');
+  net.reconcile(root);
+  return (c) => (c.net?.ports?.length ? (net.attachmentOf(root, c.id)?.ports ?? []).map(formatPs).join(', ') : '');
 }

@@ -1,6 +1,7 @@
 import { parse, str, type Globals } from '../args';
 import { openStore, resolveImage, inspectImage } from '../../image/ops';
 import { TsrunError } from '../../runtime/errors';
+import { renderTemplate } from '../template';
 import { findContainer, containerPath, type ContainerRecord } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
 import fs = require('fs');
@@ -25,12 +26,40 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
     },
     Image: c.imageId, Name: '/' + c.name, RestartCount: s.exit?.restartCount ?? 0,
     LogPath: path.join(containerPath(root, c.id), `${c.id}-json.log`),
-    HostConfig: { AutoRemove: c.autoRemove, RestartPolicy: { Name: (c.restart ?? 'no').split(':')[0], MaximumRetryCount: Number((c.restart ?? '').split(':')[1] ?? 0) }, NetworkMode: 'none' },
+    HostConfig: { AutoRemove: c.autoRemove, RestartPolicy: { Name: (c.restart ?? 'no').split(':')[0], MaximumRetryCount: Number((c.restart ?? '').split(':')[1] ?? 0) },
+      NetworkMode: c.net?.mode ?? 'none', PortBindings: portBindings(c), Dns: c.net?.dns ?? [], ExtraHosts: c.net?.addHosts ?? null, Links: c.net?.links?.map((l) => `${l.name}:${l.alias}`) ?? null },
     Mounts: [],
     Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,
       Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image, WorkingDir: spec.process?.cwd ?? '' },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: networkSettings(root, c),
   };
+}
+
+function portBindings(c: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of c.net?.ports ?? []) (out[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp === '0.0.0.0' ? '' : p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' });
+  return out;
+}
+
+/** docker's NetworkSettings: the running container's addresses and published ports. */
+function networkSettings(root: string, c: ContainerRecord): Record<string, unknown> {
+  const empty = { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Networks: {} as Record<string, unknown> };
+  if (!c.net || c.net.mode === 'none') return { ...empty, Networks: { none: { NetworkID: '', IPAddress: '', Gateway: '', IPPrefixLen: 0, MacAddress: '', Aliases: null } } };
+  if (c.net.mode === 'host') return { ...empty, Networks: { host: { NetworkID: '', IPAddress: '', Gateway: '', IPPrefixLen: 0, MacAddress: '', Aliases: null } } };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const net = require('../../engine/network') as typeof import('../../engine/network');
+  const a = net.attachmentOf(root, c.id);
+  if (!a) return empty;
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of a.ports) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  const first = a.endpoints[0];
+  const networks: Record<string, unknown> = {};
+  for (const e of a.endpoints) {
+    networks[e.networkName] = { Aliases: e.aliases.length ? e.aliases : null, NetworkID: e.networkId, MacAddress: e.mac, Gateway: e.gateway, IPAddress: e.ip, IPPrefixLen: e.prefix,
+      DNSNames: e.aliases.length ? e.aliases : null };
+  }
+  return { Bridge: '', SandboxID: c.id, SandboxKey: a.netns, Ports: ports, Gateway: first?.gateway ?? '', IPAddress: first?.ip ?? '', IPPrefixLen: first?.prefix ?? 0,
+    MacAddress: first?.mac ?? '', Networks: networks };
 }
 
 /** `tsrun inspect` (images for now; containers come with the engine) and `tsrun image inspect`. */
@@ -54,7 +83,6 @@ export function inspectImages(argv: string[], g: Globals): number {
   }
   const format = str(p, 'format');
   if (format) {
-    // a small subset of Go templates: {{.Field.Sub}} and {{json .Field}}
     for (const o of out) process.stdout.write(renderTemplate(format, o) + '\n');
   } else {
     process.stdout.write(JSON.stringify(out, null, 4) + '\n');
@@ -62,19 +90,6 @@ export function inspectImages(argv: string[], g: Globals): number {
   return code;
 }
 
-function get(o: unknown, p: string): unknown {
-  return p.split('.').filter(Boolean).reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
-}
-
-export function renderTemplate(t: string, o: unknown): string {
-  return t.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_m, json: string | undefined, p: string) => {
-    const v = get(o, p);
-    if (json) return JSON.stringify(v ?? null);
-    if (v === undefined || v === null) return '<no value>';
-    if (Array.isArray(v)) return `[${v.join(' ')}]`;
-    if (typeof v === 'object') return `map[${Object.entries(v as object).map(([k, x]) => `${k}:${x}`).join(' ')}]`;
-    return String(v);
-  });
-}
+export { renderTemplate };
 
 export default inspectImages;

@@ -11,7 +11,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   let ref;
   try { ref = parseRef(p.args[0]); } catch (e) { throw new TsrunError((e as Error).message); }
   const name = formatRef(ref);
-  if (!p.flags.quiet) process.stdout.write(`${ref.digest ? '' : `${ref.tag}: `}Pulling from ${familiar(name).replace(/[:@].*$/, '')}\n`);
+  if (!p.flags.quiet) process.stdout.write(`${ref.digest ? '' : `${ref.tag}: `}Pulling from ${ref.path}\n`);
   const rec = await pullImage(openStore(g.root), ref, { platform: str(p, 'platform'), progress: p.flags.quiet ? undefined : progressRenderer(process.stdout) });
   if (!p.flags.quiet) {
     const digest = rec.repoDigests.find((d) => d.startsWith(name.replace(/[:@].*$/, '') + '@'))?.split('@')[1] ?? rec.manifestDigest;

@@ -10,14 +10,15 @@ export default async function (argv: string[], g: Globals): Promise<number> {
 }
 
 export const RUN_FLAGS = {
-  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init'],
+  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init', 'publish-all'],
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
-    'pids-limit', 'stop-signal', 'stop-timeout', 'detach-keys'],
-  multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file'],
+    'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address', 'detach-keys'],
+  multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file',
+    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link'],
   alias: {
     d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname',
-    v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label',
+    v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label', p: 'publish', P: 'publish-all', net: 'network', 'net-alias': 'network-alias',
   },
 };
 
@@ -108,6 +109,11 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(p.flags.interactive || p.flags.it || p.flags.ti ? {} : { stdin: 'null' as const }), // -it is -i -t
     ...(p.flags.init ? { init: true } : {}),
     ...(str(p, 'detach-keys') !== undefined ? { detachKeys: str(p, 'detach-keys') } : {}),
+    net: {
+      network: str(p, 'network'), ip: str(p, 'ip'), mac: str(p, 'mac-address'), publishAll: !!p.flags['publish-all'],
+      publish: list('publish'), expose: list('expose'), aliases: list('network-alias'), dns: list('dns'), dnsSearch: list('dns-search'),
+      dnsOptions: list('dns-option'), addHosts: list('add-host'), links: list('link'),
+    },
   };
 }
 

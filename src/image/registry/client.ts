@@ -95,6 +95,16 @@ export interface ClientOptions {
   /** Force plain HTTP (true) or HTTPS (false); default by host, see above. */
   plainHttp?: boolean;
   userAgent?: string;
+  /** What another client learnt (a worker thread's copy of the pull's client): see state(). */
+  state?: ClientState;
+}
+
+/** A client's auth state and scheme, as plain data (structured-clonable). */
+export interface ClientState {
+  scheme: 'http' | 'https';
+  credentials: Credentials | null;
+  challenge?: Challenge;
+  tokens: [string, { token: string; expires: number }][];
 }
 
 export interface Manifest { bytes: Buffer; mediaType: string; digest: string }
@@ -141,6 +151,17 @@ export class RegistryClient {
       try { this.credentials = loadCredentials(domain); } catch { this.credentials = undefined; }
     }
     this.userAgent = opts.userAgent ?? USER_AGENT;
+    if (opts.state) {
+      this.scheme = opts.state.scheme;
+      this.credentials = opts.state.credentials ?? undefined;
+      this.challenge = opts.state.challenge;
+      for (const [k, v] of opts.state.tokens) this.tokens.set(k, v);
+    }
+  }
+
+  /** The scheme, credentials, challenge and tokens, for a copy of this client in another thread. */
+  state(): ClientState {
+    return { scheme: this.scheme, credentials: this.credentials ?? null, challenge: this.challenge, tokens: [...this.tokens] };
   }
 
   get baseUrl(): string {

@@ -65,41 +65,30 @@ export class ContentStore {
    * length of each chunk as it is written (a delta, not a running total).
    */
   async ingest(src: AsyncIterable<Buffer | Uint8Array> | NodeJS.ReadableStream, expected?: { digest: string; size?: number }, onBytes?: (n: number) => void): Promise<string> {
-    if (expected) checkDigest(expected.digest);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = path.join(this.dir, TMP_PREFIX + randomSuffix());
-    const fh = await fs.promises.open(tmp, 'wx', 0o644);
-    let open = true;
-    const hash = crypto.createHash('sha256');
-    let size = 0;
+    const w = this.writer(expected);
     try {
       for await (const c of src as AsyncIterable<unknown>) {
         const b = toBuffer(c);
         if (!b.length) continue;
-        size += b.length;
-        if (expected?.size !== undefined && size > expected.size) {
-          throw new TsrunError(`digest mismatch for ${expected.digest}: got more than the expected ${expected.size} bytes`);
-        }
-        hash.update(b);
-        let off = 0;
-        while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+        w.write(b);
         onBytes?.(b.length);
       }
-      const digest = 'sha256:' + hash.digest('hex');
-      if (expected && digest !== expected.digest) throw new TsrunError(`digest mismatch for ${expected.digest}: got ${digest}`);
-      if (expected?.size !== undefined && size !== expected.size) {
-        throw new TsrunError(`digest mismatch for ${expected.digest}: got ${size} bytes, expected ${expected.size}`);
-      }
-      await fh.sync();
-      open = false;
-      await fh.close();
-      fs.renameSync(tmp, this.path(digest));
-      return digest;
+      return w.commit();
     } catch (e) {
-      if (open) await fh.close().catch(() => undefined);
-      fs.rmSync(tmp, { force: true });
+      w.abort();
       throw e;
     }
+  }
+
+  /**
+   * A blob being written (the push-style form of ingest): write() hashes and appends
+   * (synchronously), commit() checks digest and size, fsyncs and renames into place, abort()
+   * removes the temp file. After a failed commit nothing is left behind.
+   */
+  writer(expected?: { digest: string; size?: number }): BlobWriter {
+    if (expected) checkDigest(expected.digest);
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return new BlobWriter(this, path.join(this.dir, TMP_PREFIX + randomSuffix()), expected);
   }
 
   /** The synchronous variant for small blobs (manifests, configs). */
@@ -163,5 +152,54 @@ export class ContentStore {
   private missing(digest: string, e: unknown): Error {
     if (errCode(e) === 'ENOENT') return new TsrunError(`content ${digest}: not found`);
     return new TsrunError(`content ${digest}: ${(e as Error).message}`);
+  }
+}
+
+export class BlobWriter {
+  private fd: number;
+  private readonly hash = crypto.createHash('sha256');
+  size = 0;
+
+  constructor(private readonly store: ContentStore, readonly tmp: string, private readonly expected?: { digest: string; size?: number }) {
+    this.fd = fs.openSync(tmp, 'wx', 0o644);
+  }
+
+  write(b: Buffer): void {
+    const exp = this.expected;
+    this.size += b.length;
+    if (exp?.size !== undefined && this.size > exp.size) {
+      throw new TsrunError(`digest mismatch for ${exp.digest}: got more than the expected ${exp.size} bytes`);
+    }
+    this.hash.update(b);
+    let off = 0;
+    while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off);
+  }
+
+  /** Verifies, syncs and renames into place: the blob's digest. Throws (and cleans up) on a mismatch. */
+  commit(): string {
+    try {
+      const exp = this.expected;
+      const digest = 'sha256:' + this.hash.digest('hex');
+      if (exp && digest !== exp.digest) throw new TsrunError(`digest mismatch for ${exp.digest}: got ${digest}`);
+      if (exp?.size !== undefined && this.size !== exp.size) {
+        throw new TsrunError(`digest mismatch for ${exp.digest}: got ${this.size} bytes, expected ${exp.size}`);
+      }
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      fs.renameSync(this.tmp, this.store.path(digest));
+      return digest;
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  abort(): void {
+    if (this.fd >= 0) {
+      try { fs.closeSync(this.fd); } catch { /* failing already */ }
+      this.fd = -1;
+    }
+    fs.rmSync(this.tmp, { force: true });
   }
 }

@@ -67,24 +67,46 @@ function num(b: Buffer, off: number, len: number, field: string): number {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`invalid tar header: ${field} too large`);
     return Number(v);
   }
-  const s = b.subarray(off, off + len).toString('latin1').replace(/\0.*$/s, '').trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`invalid tar header: ${field} "${s}" is not an octal number`);
-  return parseInt(s, 8);
+  // octal digits, optionally surrounded by spaces, ended by NUL or the end of the field
+  // (a byte loop: this runs 7 times per entry, mostly before the JIT has seen it)
+  const end = off + len;
+  let i = off;
+  while (i < end && b[i] === 0x20) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < end; i++) {
+    const c = b[i];
+    if (c >= 0x30 && c <= 0x37) { v = v * 8 + (c - 0x30); digits++; continue; }
+    break;
+  }
+  let j = i;
+  while (j < end && b[j] === 0x20) j++;
+  if (j < end && b[j] !== 0) {
+    const s = b.subarray(off, end).toString('latin1').replace(/\0.*$/s, '').trim();
+    throw new TarFormatError(`invalid tar header: ${field} "${s}" is not an octal number`);
+  }
+  return digits ? v : 0;
 }
 
 function checksumOK(b: Buffer): boolean {
   const stored = b.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim();
   if (!/^[0-7]+$/.test(stored)) return false;
   const want = parseInt(stored, 8);
+  // unsigned and signed sums of the block with the checksum field as spaces; bytes > 127 (rare)
+  // only make the signed sum differ
   let u = 0;
-  let s = 0;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+    const c = b[i];
     u += c;
-    s += c > 127 ? c - 256 : c;
+    if (c > 127) high++;
   }
-  return want === u || want === s;
+  for (let i = 148; i < 156; i++) {
+    const c = b[i];
+    u += 0x20 - c;
+    if (c > 127) high--;
+  }
+  return want === u || want === u - 256 * high;
 }
 
 /** pax records "LEN key=value\n", values kept as bytes. */
@@ -196,7 +218,7 @@ export class TarReader {
   }
 
   private header(b: Buffer): void {
-    if (b.every((x) => x === 0)) {
+    if (b[0] === 0 && b.every((x) => x === 0)) {
       // End of archive (one zero block is enough; what follows is padding).
       if (this.meta || this.longName !== undefined || this.longLink !== undefined || this.local.size) {
         throw new TarFormatError('tar archive ends after an extended header');
@@ -222,7 +244,7 @@ export class TarReader {
       const prefix = str(b, 345, 155);
       if (prefix) name = prefix + '/' + name;
     }
-    const px = new Map([...this.global, ...this.local]);
+    const px = this.global.size ? new Map([...this.global, ...this.local]) : this.local;
     const pstr = (k: string) => px.get(k)?.toString('utf8');
     const pnum = (k: string): number | undefined => {
       const v = pstr(k);

@@ -28,10 +28,16 @@ const isWhiteout = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
 const WH = '.wh.';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_CLOEXEC } = fs.constants as typeof fs.constants & { O_CLOEXEC?: number };
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | (O_CLOEXEC ?? 0o2000000);
+const EUID = process.geteuid?.() ?? -1;
+const EGID = process.getegid?.() ?? -1;
 
 /** Lexically clean a tar path; '' is the layer root. Throws for absolute or escaping paths. */
 export function cleanPath(p: string, entry: string, what = 'path'): string {
   if (p.includes('\0')) throw new UnpackError(`entry "${entry}": NUL byte in the ${what}`);
+  // Fast path, for the usual "a/b/c", "./a/b" and "a/b/": nothing for normalize() to do.
+  let q = p.startsWith('./') ? p.slice(2) : p;
+  if (q.endsWith('/')) q = q.slice(0, -1);
+  if (q && q[0] !== '/' && q[0] !== '.' && !q.includes('/.') && !q.includes('//') && !q.endsWith('/')) return q;
   if (p.startsWith('/')) throw new UnpackError(`entry "${entry}": absolute ${what} escapes the layer`);
   let n = path.posix.normalize(p);
   n = n.replace(/\/+$/, '');
@@ -45,6 +51,8 @@ export class LayerUnpacker implements TarSink {
   size = 0;
   private readonly dirs = new Set<string>(['']);        // relative paths known to be real dirs
   private readonly dirTimes = new Map<string, [number, number]>();
+  private readonly setgidDirs = new Set<string>();         // dirs of this layer with the setgid bit
+  private fresh = false;                                   // the open file was created by us
   private fd = -1;
   private cur: TarEntry | undefined;
   private curRel = '';
@@ -82,7 +90,7 @@ export class LayerUnpacker implements TarSink {
     const e = this.cur!;
     const fd = this.fd;
     try {
-      fs.fchownSync(fd, e.uid, e.gid);
+      if (!this.ownedAs(this.curRel, e.uid, e.gid)) fs.fchownSync(fd, e.uid, e.gid);
       fs.fchmodSync(fd, e.mode);
       this.setXattrs(this.curRel, e, false);
       fs.futimesSync(fd, e.atime ?? e.mtime, e.mtime);
@@ -113,6 +121,14 @@ export class LayerUnpacker implements TarSink {
     this.closeFd();
   }
 
+  /** Whether a new entry in the parent of rel is owned by uid:gid already (we created it, and
+   *  the parent is not setgid, which would give it the parent's group). */
+  private ownedAs(rel: string, uid: number, gid: number): boolean {
+    if (uid !== EUID || gid !== EGID) return false;
+    const slash = rel.lastIndexOf('/');
+    return !this.setgidDirs.has(slash < 0 ? '' : rel.slice(0, slash));
+  }
+
   private closeFd(): void {
     if (this.fd >= 0) {
       try { fs.closeSync(this.fd); } catch { /* already failing */ }
@@ -126,6 +142,8 @@ export class LayerUnpacker implements TarSink {
 
   /** Make sure every parent of rel is a real directory inside the layer (creating missing ones). */
   private parents(rel: string, e: TarEntry, create: boolean): void {
+    const slash = rel.lastIndexOf('/');
+    if (slash < 0 || this.dirs.has(rel.slice(0, slash))) return; // every dir in `dirs` has its parents checked
     const parts = rel.split('/');
     let cur = '';
     for (let i = 0; i < parts.length - 1; i++) {
@@ -166,6 +184,21 @@ export class LayerUnpacker implements TarSink {
     }
     fs.unlinkSync(p);
     return isWhiteout(st) ? 'whiteout' : 'other';
+  }
+
+  /**
+   * Creates rel with make() (which fails with EEXIST when something is there: O_EXCL, symlink):
+   * most entries of a layer are new, so no lstat first; what is there is removed and make() runs
+   * again.
+   */
+  private create<T>(rel: string, make: () => T): T {
+    try {
+      return make();
+    } catch (err) {
+      if (errCode(err) !== 'EEXIST') throw err;
+    }
+    this.clear(rel, false);
+    return make();
   }
 
   private forget(rel: string): void {
@@ -218,16 +251,19 @@ export class LayerUnpacker implements TarSink {
     }
     switch (e.type) {
       case 'dir': {
+        let created = false;
         if (rel) {
           this.parents(rel, e, true);
-          const was = this.clear(rel, true);
+          const was = this.dirs.has(rel) ? 'dir' : this.clear(rel, true);
           if (was !== 'dir') fs.mkdirSync(this.abs(rel), 0o700);
           // replacing this layer's whiteout: the new dir must not merge with the lower one
           if (was === 'whiteout') lsetxattr(this.abs(rel), OPAQUE_XATTR, 'y');
+          created = was !== 'dir';
         }
         const p = this.abs(rel);
-        fs.lchownSync(p, e.uid, e.gid);
+        if (!(created && this.ownedAs(rel, e.uid, e.gid))) fs.lchownSync(p, e.uid, e.gid);
         fs.chmodSync(p, e.mode);
+        if (e.mode & 0o2000) this.setgidDirs.add(rel); else this.setgidDirs.delete(rel);
         this.setXattrs(rel, e, false);
         this.dirs.add(rel);
         this.dirTimes.set(rel, [e.atime ?? e.mtime, e.mtime]);
@@ -235,8 +271,7 @@ export class LayerUnpacker implements TarSink {
       }
       case 'file': {
         this.parents(rel, e, true);
-        this.clear(rel, false);
-        this.fd = fs.openSync(this.abs(rel), CREATE_FLAGS, 0o600);
+        this.fd = this.create(rel, () => fs.openSync(this.abs(rel), CREATE_FLAGS, 0o600));
         this.curRel = rel;
         this.size += e.size;
         return;
@@ -245,9 +280,8 @@ export class LayerUnpacker implements TarSink {
         if (e.linkpath.includes('\0')) this.fail(e, 'NUL byte in the symlink target');
         if (!e.linkpath) this.fail(e, 'empty symlink target');
         this.parents(rel, e, true);
-        this.clear(rel, false);
-        fs.symlinkSync(e.linkpath, this.abs(rel));
-        fs.lchownSync(this.abs(rel), e.uid, e.gid);
+        this.create(rel, () => fs.symlinkSync(e.linkpath, this.abs(rel)));
+        if (!this.ownedAs(rel, e.uid, e.gid)) fs.lchownSync(this.abs(rel), e.uid, e.gid);
         this.setXattrs(rel, e, true);
         fs.lutimesSync(this.abs(rel), e.atime ?? e.mtime, e.mtime);
         return;

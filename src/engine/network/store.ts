@@ -1,0 +1,148 @@
+// Networks and attachments on disk, under <root>/networks:
+//   <id>.json              a network (the default `bridge` is one too, made on first use)
+//   endpoints/<cid>.json   a started container's attachment: its netns file, addresses, veths, ports
+//   .lock                  flock'ed around every change (IPAM, ports, firewall): 50 concurrent `run`s
+//                          take addresses one after another
+// The addresses in use are the ones in endpoints/: releasing an address is deleting its attachment,
+// so a crash cannot leave the IPAM and the attachments disagreeing.
+import fs = require('fs');
+import path = require('path');
+import crypto = require('crypto');
+import { TsrunError } from '../../runtime/errors';
+import { writeAtomic } from '../../runtime/state';
+import { native } from '../../kernel/native';
+
+export interface NetworkRecord {
+  id: string;            // 64 hex
+  name: string;
+  driver: 'bridge';
+  bridge: string;        // the Linux bridge's name
+  subnet: string;        // CIDR
+  gateway: string;       // the bridge's address
+  created: string;
+  internal: boolean;
+  /** user-defined networks resolve container names (the embedded DNS); the default bridge does not */
+  dns: boolean;
+  labels: Record<string, string>;
+  isDefault?: boolean;
+  /** the bridge's and its veths' MTU (`-o com.docker.network.driver.mtu=N`, else the daemon-wide default); absent: the kernel's 1500 */
+  mtu?: number;
+}
+
+export interface Endpoint {
+  networkId: string;
+  networkName: string;
+  bridge: string;
+  ip: string;
+  prefix: number;
+  gateway: string;
+  mac: string;
+  veth: string;          // the host end, on the bridge
+  ifname: string;        // eth0, eth1...
+  aliases: string[];
+  mtu?: number;          // the network's MTU when it has one
+}
+
+export interface PortBinding { proto: 'tcp' | 'udp'; hostIp: string; hostPort: number; containerPort: number }
+
+export interface Attachment {
+  containerId: string;
+  name: string;
+  /** the process the attachment lives as long as: the foreground `tsrun run`, or the supervisor */
+  owner: { pid: number; start: string };
+  netns: string;
+  endpoints: Endpoint[];
+  ports: PortBinding[];
+}
+
+export const DEFAULT_BRIDGE = 'tsrun0';
+
+export function networksDir(root: string): string { return path.join(root, 'networks'); }
+export function endpointsDir(root: string): string { return path.join(networksDir(root), 'endpoints'); }
+export function netnsDir(root: string): string { return path.join(path.resolve(root), 'netns'); }
+export function netnsPath(root: string, id: string): string { return path.join(netnsDir(root), id); }
+
+/** Run fn holding <root>/networks/.lock (flock: released by the kernel if we die). */
+export function withNetLock<T>(root: string, fn: () => T): T {
+  fs.mkdirSync(endpointsDir(root), { recursive: true, mode: 0o700 });
+  const file = path.join(networksDir(root), '.lock');
+  const fd = fs.openSync(file, 'a');
+  try {
+    const r = native().flock(fd);
+    if (r < 0) throw new TsrunError(`flock ${file}: errno ${-r}`, 125);
+    return fn();
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function listNetworks(root: string): NetworkRecord[] {
+  let names: string[];
+  try { names = fs.readdirSync(networksDir(root)); } catch { return []; }
+  const out: NetworkRecord[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try { out.push(JSON.parse(fs.readFileSync(path.join(networksDir(root), n), 'utf8'))); } catch { /* half-written: ignored */ }
+  }
+  return out.sort((a, b) => a.created.localeCompare(b.created));
+}
+
+export function saveNetwork(root: string, n: NetworkRecord): void {
+  fs.mkdirSync(networksDir(root), { recursive: true, mode: 0o700 });
+  writeAtomic(path.join(networksDir(root), n.id + '.json'), JSON.stringify(n, null, 2), 0o600);
+}
+
+export function deleteNetworkRecord(root: string, id: string): void {
+  fs.rmSync(path.join(networksDir(root), id + '.json'), { force: true });
+}
+
+/** By name, full id or unique id prefix (docker's lookup order). */
+export function findNetwork(root: string, key: string): NetworkRecord | undefined {
+  const all = listNetworks(root);
+  const byName = all.find((n) => n.name === key);
+  if (byName) return byName;
+  const exact = all.find((n) => n.id === key);
+  if (exact) return exact;
+  const hits = all.filter((n) => key.length > 0 && n.id.startsWith(key));
+  if (hits.length > 1) throw new TsrunError(`network ${key} is ambiguous (${hits.length} matches found based on ID prefix)`, 125);
+  return hits[0];
+}
+
+export function newNetworkId(): string { return crypto.randomBytes(32).toString('hex'); }
+
+export function listAttachments(root: string): Attachment[] {
+  let names: string[];
+  try { names = fs.readdirSync(endpointsDir(root)); } catch { return []; }
+  const out: Attachment[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try { out.push(JSON.parse(fs.readFileSync(path.join(endpointsDir(root), n), 'utf8'))); } catch { /* ignored */ }
+  }
+  return out;
+}
+
+export function readAttachment(root: string, cid: string): Attachment | undefined {
+  try { return JSON.parse(fs.readFileSync(path.join(endpointsDir(root), cid + '.json'), 'utf8')) as Attachment; } catch { return undefined; }
+}
+
+export function saveAttachment(root: string, a: Attachment): void {
+  writeAtomic(path.join(endpointsDir(root), a.containerId + '.json'), JSON.stringify(a, null, 2), 0o600);
+}
+
+export function deleteAttachment(root: string, cid: string): void {
+  fs.rmSync(path.join(endpointsDir(root), cid + '.json'), { force: true });
+}
+
+/** A process's start time (field 22 of /proc/PID/stat): pid + start identify it across pid reuse. */
+export function procStart(pid: number): string | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function ownerAlive(a: Attachment): boolean {
+  return a.owner.pid > 0 && procStart(a.owner.pid) === a.owner.start;
+}
