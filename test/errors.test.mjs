@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   rt, newRoot, makeBundle, uniqueId, assertClean, assertCliError, getState, describe, IS_TSRUN, tempDir,
 } from './helpers/index.mjs';
+import { TSRUN } from './helpers/runtime.mjs';
 
 async function createFails(t, b, match) {
   const root = newRoot(t);
@@ -100,4 +101,22 @@ test('a state root that is a file, not a directory', async t => {
   const res = await rt(file)(['list']);
   if (res.code === 0) { t.pass('runtime tolerates it'); return; }
   assertCliError(t, res);
+});
+
+test('a reader that went away (tsrun ... | head): exit 141 like SIGPIPE, no stack trace', async t => {
+  if (!IS_TSRUN) return t.pass('tsrun-only');
+  const { spawn } = await import('node:child_process');
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const root = newRoot(t);
+  for (const args of [['--help'], ['ps', '-a'], ['images']]) {
+    const child = spawn(TSRUN, ['--root', root, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // our end of its stdout closes now, long before node has started: its first write gets EPIPE
+    child.stdout.destroy();
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((res) => child.on('close', (c) => res(c)));
+    t.is(code, 141, `${args.join(' ')}: ${err}`);
+    t.is(err, '', 'no message, no stack trace');
+  }
 });

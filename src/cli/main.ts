@@ -187,6 +187,10 @@ function exit(code: number) {
   process.exit(code);
 }
 
+// A reader that went away (`tsrun ps | head -1`): end quietly, as docker does (SIGPIPE: 128+13).
+const onStdioError = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') exit(141); else throw e; };
+process.stdout.on('error', onStdioError);
+process.stderr.on('error', onStdioError);
 if (process.argv.includes('--debug')) process.env.TSRUN_DEBUG = '1';
 if (process.env.TSRUN_TRACE) process.stderr.write(`[trace ${performance.now().toFixed(1)} ms] main\n`);
 main(process.argv.slice(2)).then(exit, (e) => exit(fail(e)));
