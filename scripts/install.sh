@@ -77,7 +77,7 @@ command -v npm >/dev/null || {
 
 # --- build tools, runtime libraries, rootfs material --------------------------------
 # musl-tools: the supervisor links statically against musl (76 KiB PSS per idle container; glibc: 644 KiB)
-apt_install gcc make libc6-dev musl-tools libseccomp2 busybox-static util-linux procps ca-certificates tini
+apt_install gcc make libc6-dev musl-tools libseccomp2 busybox-static util-linux procps ca-certificates iptables iproute2 tini
 if [ $with_test = 1 ]; then
   # peers the tests and benchmarks compare with; a local registry and its htpasswd tool; skopeo as an independent client;
   # vagrant: the tests run `vagrant validate` on the Vagrantfile (~150 packages without recommends)
