@@ -341,3 +341,19 @@ t2('MTU: network create -o com.docker.network.driver.mtu=N sets the bridge, both
   t.is((await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'inspect', '-f', '{{index .Options "com.docker.network.driver.mtu"}}', 'n1400'])).stdout.trim(), '1400');
   await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'rm', 'n1400']);
 });
+
+t2('stats: NET I/O counts the bytes of the container\'s interfaces (not lo)', async t => {
+  const env = await netEnv(t);
+  await whoamiServer(t, env, env.out, 9000);
+  const d = await env.r(['run', '-d', '--name', 's1', 'test/bb:1', 'sh', '-c', 'nc -w 3 198.51.100.2 9000; head -c 100000 /dev/zero | nc -w 1 127.0.0.1 1 ; exec sleep 60']);
+  t.is(d.code, 0, describe(d));
+  const none = await env.r(['run', '-d', '--name', 's2', '--network', 'none', 'test/bb:1', 'sleep', '60']);
+  t.is(none.code, 0, describe(none));
+  await sleep(1500);
+  const st = await env.r(['stats', '--no-stream', '--format', '{{.Name}} {{.NetIO}}', 's1', 's2']);
+  t.is(st.code, 0, describe(st));
+  const [l1, l2] = st.stdout.trim().split('\n');
+  t.regex(l1, /^s1 \d+(\.\d+)?k?B \/ \d+(\.\d+)?k?B$/, st.stdout);
+  t.notRegex(l1, / 0B \/ 0B$/, 'the answer from the outside was counted');
+  t.is(l2, 's2 0B / 0B', 'lo (the only interface of --network none) is not counted');
+});

@@ -7,6 +7,7 @@ import type { CgroupStats } from '../../runtime/cgroups/stats';
 import { table, humanSize } from '../format';
 import { renderTemplate } from './inspect';
 import os = require('os');
+import fs = require('fs');
 
 function binSize(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -15,18 +16,34 @@ function binSize(n: number): string {
   return `${Number(n.toFixed(2))}${u[i]}`;
 }
 
-interface Sample { cpu: number; t: bigint; mem: number; limit: number; pids: number; read: number; write: number }
+interface Sample { cpu: number; t: bigint; mem: number; limit: number; pids: number; read: number; write: number; rx: number; tx: number }
+
+/** Bytes received and sent by the container's interfaces but lo (/proc/PID/net/dev shows PID's network namespace). */
+function netIO(pid: number): { rx: number; tx: number } {
+  let rx = 0, tx = 0;
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n').slice(2)) {
+      const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
+      if (!m || m[1] === 'lo') continue;
+      const f = m[2].trim().split(/\s+/).map(Number);
+      rx += f[0] || 0;
+      tx += f[8] || 0;
+    }
+  } catch { /* gone */ }
+  return { rx, tx };
+}
 
 function sample(g: Globals, c: ContainerRecord): Sample | undefined {
   try {
-    const s = loadCgroupManager(loadRecord(g.root, c.id).cgroup).stats() as CgroupStats & { cpu?: { usage?: { total?: number } } };
+    const rec = loadRecord(g.root, c.id);
+    const s = loadCgroupManager(rec.cgroup).stats() as CgroupStats & { cpu?: { usage?: { total?: number } } };
     const limit = s.memory?.usage?.limit && s.memory.usage.limit < 2 ** 62 ? s.memory.usage.limit : os.totalmem();
     let read = 0, write = 0;
     for (const e of s.blkio?.ioServiceBytesRecursive ?? []) {
       if (/^read$/i.test(e.op ?? '')) read += e.value ?? 0;
       else if (/^write$/i.test(e.op ?? '')) write += e.value ?? 0;
     }
-    return { cpu: s.cpu?.usage?.total ?? 0, t: process.hrtime.bigint(), mem: s.memory?.usage?.usage ?? 0, limit, pids: s.pids?.current ?? 0, read, write };
+    return { cpu: s.cpu?.usage?.total ?? 0, t: process.hrtime.bigint(), mem: s.memory?.usage?.usage ?? 0, limit, pids: s.pids?.current ?? 0, read, write, ...netIO(rec.pid) };
   } catch {
     return undefined;
   }
@@ -49,7 +66,7 @@ function rowOf(c: ContainerRecord, key: string, a: Sample | undefined, b: Sample
     CPUPerc: b ? `${cpu.toFixed(2)}%` : '--',
     MemUsage: b ? `${binSize(b.mem)} / ${binSize(b.limit)}` : '-- / --',
     MemPerc: b ? `${((b.mem / b.limit) * 100).toFixed(2)}%` : '--',
-    NetIO: b ? '0B / 0B' : '--',
+    NetIO: b ? `${humanSize(b.rx)} / ${humanSize(b.tx)}` : '--',
     BlockIO: b ? `${humanSize(b.read)} / ${humanSize(b.write)}` : '--',
     PIDs: b ? String(b.pids) : '--',
   };
