@@ -357,3 +357,14 @@ t2('stats: NET I/O counts the bytes of the container\'s interfaces (not lo)', as
   t.notRegex(l1, / 0B \/ 0B$/, 'the answer from the outside was counted');
   t.is(l2, 's2 0B / 0B', 'lo (the only interface of --network none) is not counted');
 });
+
+t2('rename: a running container answers to its new name on its user network, not the old one', async t => {
+  const env = await netEnv(t);
+  t.is((await env.r(['network', 'create', 'nr'])).code, 0);
+  t.is((await env.r(['run', '-d', '--name', 'before', '--network', 'nr', 'test/bb:1', 'sleep', '60'])).code, 0);
+  const rn = await env.r(['rename', 'before', 'after']);
+  t.is(rn.code, 0, describe(rn));
+  await sleep(300); // the resolver reloads the attachments when their directory changes
+  const q = await env.r(['run', '--rm', '--network', 'nr', 'test/bb:1', 'sh', '-c', 'nslookup after >/dev/null && echo new-ok; nslookup before >/dev/null || echo old-gone']);
+  t.is(q.stdout.trim(), 'new-ok\nold-gone', describe(q));
+});

@@ -21,6 +21,8 @@ export default function (argv: string[], g: Globals): number {
     fs.writeFileSync(path.join(names, name), c.id);
   }
   saveContainer(g.root, { ...c, name });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('../../engine/network') as typeof import('../../engine/network')).renamed(g.root, c.id, c.name, name);
   containerEvent(g.root, { ...c, name }, 'rename', { oldName: '/' + c.name });
   try { fs.unlinkSync(path.join(names, c.name)); } catch { /* gone */ }
   return 0;

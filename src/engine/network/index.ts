@@ -160,6 +160,17 @@ export function release(root: string, id: string, owner: number): void {
   });
 }
 
+/** `rename`: a running container's DNS name (and /etc files' name, next start) follows it. */
+export function renamed(root: string, id: string, from: string, to: string): void {
+  if (!st.readAttachment(root, id)) return;
+  locked(root, () => {
+    const cur = st.readAttachment(root, id);
+    if (!cur) return;
+    const endpoints = cur.endpoints.map((e) => ({ ...e, aliases: e.aliases.map((x) => (x === from ? to : x)) }));
+    st.saveAttachment(root, { ...cur, name: to, endpoints });
+  });
+}
+
 /** The attachment now lives as long as this process (the supervisor of a detached container). */
 export function handOver(root: string, id: string, pid: number): void {
   const a = st.readAttachment(root, id);
