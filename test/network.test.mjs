@@ -219,7 +219,9 @@ t2('--dns, --add-host, --mac-address, --ip; ping works (NET_RAW)', async t => {
   t.is(res.code, 0, describe(res));
   t.regex(res.stdout, /inet 10\.77\.0\.9\/24/);
   t.regex(res.stdout, /link\/ether 02:aa:bb:cc:dd:ee/);
-  t.regex(res.stdout, /nameserver 192\.0\.2\.53/);
+  // on a user network resolv.conf names the embedded resolver only (Docker's 127.0.0.11); --dns is its upstream
+  t.regex(res.stdout, /^nameserver 10\.77\.0\.1\n/m);
+  t.notRegex(res.stdout, /nameserver 192\.0\.2\.53/);
   t.regex(res.stdout, /192\.0\.2\.7\tfoo/);
   t.regex(res.stdout, /1 packets received/);
   const dflt = await env.r(['run', '--rm', '--dns', '192.0.2.1', 'test/bb:1', 'cat', '/etc/resolv.conf']);
@@ -367,4 +369,26 @@ t2('rename: a running container answers to its new name on its user network, not
   await sleep(300); // the resolver reloads the attachments when their directory changes
   const q = await env.r(['run', '--rm', '--network', 'nr', 'test/bb:1', 'sh', '-c', 'nslookup after >/dev/null && echo new-ok; nslookup before >/dev/null || echo old-gone']);
   t.is(q.stdout.trim(), 'new-ok\nold-gone', describe(q));
+});
+
+t2('--dns on a user network: the embedded resolver forwards the names it does not know to that server', async t => {
+  const env = await netEnv(t);
+  // a DNS server in the outside world that answers every A query with 192.0.2.99
+  const srv = spawnCmd('nsenter', [`--net=/run/netns/${env.out}`, process.execPath, '-e', `
+    const s = require('dgram').createSocket('udp4');
+    s.on('message', (q, r) => {
+      let o = 12; while (q[o]) o += q[o] + 1; o += 5;
+      const h = Buffer.from(q.subarray(0, o)); h[2] = 0x81; h[3] = 0x80; h.writeUInt16BE(1, 6);
+      const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99]);
+      s.send(Buffer.concat([h, rr]), r.port, r.address);
+    });
+    s.bind(53, '198.51.100.2', () => console.log('listening'));`], { timeout: 60_000 });
+  t.teardown(() => { try { srv.child.kill('SIGKILL'); } catch { /* gone */ } });
+  await srv.waitFor('listening', 5000);
+  t.is((await env.r(['network', 'create', 'nd'])).code, 0);
+  t.is((await env.r(['run', '-d', '--name', 'peer', '--network', 'nd', 'test/bb:1', 'sleep', '60'])).code, 0);
+  const q = await env.r(['run', '--rm', '--network', 'nd', '--dns', '198.51.100.2', 'test/bb:1', 'sh', '-c', 'nslookup somewhere.example; nslookup peer']);
+  t.is(q.code, 0, describe(q));
+  t.regex(q.stdout, /Name:\s+somewhere\.example\nAddress: 192\.0\.2\.99/, 'forwarded to the --dns server');
+  t.regex(q.stdout, /Name:\s+peer\nAddress: 172\.\d+\.0\.2/, 'container names still answered by the embedded resolver');
 });

@@ -2,7 +2,8 @@
 // container), listening on the network's gateway address, port 53/udp, in tsrun's namespace. It
 // answers A queries for the names, aliases and short ids of the containers attached to its network
 // (read from the attachments on disk, reloaded when that directory changes) and forwards every
-// other query to the host's resolvers (loopback ones excluded), as Docker's 127.0.0.11 does.
+// other query to the client container's --dns servers, else the host's resolvers (loopback ones
+// excluded), as Docker's 127.0.0.11 does.
 import dgram = require('dgram');
 import fs = require('fs');
 import path = require('path');
@@ -27,23 +28,27 @@ export function serve(root: string, networkId: string): void {
   if (!n) { process.exitCode = 1; return; }
   // names per network, and which networks each client (by its address on this network) is on: a
   // container connected to several networks resolves the names of all of them, as with Docker
-  let cache: { mtime: number; names: Map<string, Map<string, string[]>>; clients: Map<string, string[]> } | undefined;
+  let cache: { mtime: number; names: Map<string, Map<string, string[]>>; clients: Map<string, string[]>; dns: Map<string, string[]> } | undefined;
   const load = () => {
     let mtime = 0;
     try { mtime = fs.statSync(st.endpointsDir(root)).mtimeMs; } catch { /* none */ }
     if (cache && cache.mtime === mtime) return cache;
     const names = new Map<string, Map<string, string[]>>();
     const clients = new Map<string, string[]>();
+    const dns = new Map<string, string[]>();
     for (const a of st.listAttachments(root)) {
       if (!st.ownerAlive(a)) continue;
       for (const e of a.endpoints) {
         const m = names.get(e.networkId) ?? new Map<string, string[]>();
         names.set(e.networkId, m);
         for (const alias of e.aliases) m.set(alias.toLowerCase(), [...(m.get(alias.toLowerCase()) ?? []), e.ip]);
-        if (e.networkId === n.id) clients.set(e.ip, a.endpoints.map((x) => x.networkId));
+        if (e.networkId === n.id) {
+          clients.set(e.ip, a.endpoints.map((x) => x.networkId));
+          if (a.dns?.length) dns.set(e.ip, a.dns);
+        }
       }
     }
-    cache = { mtime, names, clients };
+    cache = { mtime, names, clients, dns };
     return cache;
   };
   let search: string[] = [];
@@ -97,12 +102,14 @@ export function serve(root: string, networkId: string): void {
       reply(Buffer.concat([head, ...rrs]), rinfo);
       return;
     }
-    if (!upstream.length) { fail(q, 2, rinfo, qend); return; }
+    // the client's own --dns servers, else the host's
+    const to = load().dns.get(rinfo.address)?.[0] ?? upstream[0];
+    if (!to) { fail(q, 2, rinfo, qend); return; }
     const fw = dgram.createSocket('udp4');
     const timer = setTimeout(() => { fw.close(); fail(q, 2, rinfo, qend); }, 3000);
     fw.on('message', (r) => { clearTimeout(timer); fw.close(); reply(r, rinfo); });
     fw.on('error', () => { clearTimeout(timer); try { fw.close(); } catch { /* closed */ } fail(q, 2, rinfo, qend); });
-    fw.send(q, 53, upstream[0]);
+    fw.send(q, 53, to);
   });
   sock.on('error', (e) => { process.stderr.write(`tsrun dns ${n.name}: ${e.message}\n`); process.exit(1); });
   sock.bind(53, n.gateway, () => {

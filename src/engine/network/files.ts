@@ -63,7 +63,8 @@ export function writeFiles(root: string, c: { id: string; hostname: string }, ne
   writeInPlace(path.join(dir, 'hostname'), c.hostname + '\n');
   const userNet = a.endpoints.find((e) => st.listNetworks(root).find((n) => n.id === e.networkId)?.dns);
   writeInPlace(path.join(dir, 'resolv.conf'), userNet
-    ? resolvText({ nameservers: [userNet.gateway, ...(net.dns ?? [])], search: net.dnsSearch, options: net.dnsOptions })
+    // Docker's 127.0.0.11 alone: the embedded resolver forwards what it does not know to --dns (else the host's)
+    ? resolvText({ nameservers: [userNet.gateway], search: net.dnsSearch, options: net.dnsOptions })
     : resolvText({ dns: net.dns, search: net.dnsSearch, options: net.dnsOptions }));
 }
 

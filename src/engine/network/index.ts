@@ -83,7 +83,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
     trace('net: ports');
     const a: st.Attachment = {
       containerId: c.id, name: c.name, owner: { pid: process.pid, start: st.procStart(process.pid) ?? '' },
-      netns: st.netnsPath(root, c.id), endpoints: eps, ports,
+      netns: st.netnsPath(root, c.id), endpoints: eps, ports, ...(net.dns?.length ? { dns: net.dns } : {}),
     };
     st.saveAttachment(root, a);
     try {

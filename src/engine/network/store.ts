@@ -53,6 +53,8 @@ export interface Attachment {
   netns: string;
   endpoints: Endpoint[];
   ports: PortBinding[];
+  /** `--dns`: on user networks, the embedded resolver forwards this container's other queries there */
+  dns?: string[];
 }
 
 export const DEFAULT_BRIDGE = 'tsrun0';
