@@ -392,3 +392,16 @@ t2('--dns on a user network: the embedded resolver forwards the names it does no
   t.regex(q.stdout, /Name:\s+somewhere\.example\nAddress: 192\.0\.2\.99/, 'forwarded to the --dns server');
   t.regex(q.stdout, /Name:\s+peer\nAddress: 172\.\d+\.0\.2/, 'container names still answered by the embedded resolver');
 });
+
+t2('--internal network: no default route, nothing in or out, the containers on it still talk', async t => {
+  const env = await netEnv(t);
+  await whoamiServer(t, env, env.out, 9000);
+  t.is((await env.r(['network', 'create', '--internal', 'ni'])).code, 0);
+  t.is((await env.r(['run', '-d', '--name', 'i1', '--network', 'ni', 'test/bb:1', 'sleep', '60'])).code, 0);
+  const res = await env.r(['run', '--rm', '--network', 'ni', 'test/bb:1', 'sh', '-c', 'ip route; echo ---; ping -c1 -W2 i1 >/dev/null && echo peer-ok; nc -w 2 198.51.100.2 9000 || echo out-blocked']);
+  t.is(res.code, 0, describe(res));
+  t.notRegex(res.stdout, /^default/m, 'no default route on an internal network');
+  t.regex(res.stdout, /peer-ok\nout-blocked/);
+  const insp = await env.r(['network', 'inspect', '-f', '{{.Internal}}', 'ni']);
+  t.is(insp.stdout.trim(), 'true');
+});

@@ -75,6 +75,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
         mac: i === 0 && net.mac ? net.mac : macFor(ip), veth: vethName(), ifname: `eth${eps.length}`,
         aliases: n.dns ? [...new Set([c.name, c.id.slice(0, 12), ...w.aliases])] : [],
         ...(n.mtu ? { mtu: n.mtu } : {}),
+        ...(n.internal ? { internal: true } : {}),
       });
       if (n.dns) resolvers.push(n);
     }
@@ -116,7 +117,9 @@ function plumb(a: st.Attachment): void {
       `addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`);
     host.push(`link set ${e.veth} master ${e.bridge} up`, `link set ${e.veth} type bridge_slave hairpin on`);
   }
-  if (a.endpoints[0]) inside.push(`route add default via ${a.endpoints[0].gateway}`);
+  // the default route goes through the first network that leads out (an --internal one does not)
+  const out = a.endpoints.find((e) => !e.internal);
+  if (out) inside.push(`route add default via ${out.gateway}`);
   ipBatch(inside, { create: a.netns, what: `container ${a.name}: network namespace` });
   ipBatch(host, { what: `container ${a.name}: veth` });
 }

@@ -41,6 +41,7 @@ export interface Endpoint {
   ifname: string;        // eth0, eth1...
   aliases: string[];
   mtu?: number;          // the network's MTU when it has one
+  internal?: boolean;    // an --internal network: no default route through it
 }
 
 export interface PortBinding { proto: 'tcp' | 'udp'; hostIp: string; hostPort: number; containerPort: number }
