@@ -138,13 +138,15 @@ t2('cp both ways; symlinks inside the container never lead out of it', async t =
   t.is((await r(['rm', name])).code, 0);
 });
 
-t2('20 run -d at once: all succeed, with unique names', async t => {
+t2('50 run -d at once: all succeed, with unique names and ids, all running', async t => {
   const { root, r } = await setup(t);
-  const res = await Promise.all(Array.from({ length: 20 }, () => r(['run', '-d', 'test/bb:1', 'sleep', '1000'], { timeout: 90_000 })));
+  const N = 50;
+  const res = await Promise.all(Array.from({ length: N }, () => r(['run', '-d', 'test/bb:1', 'sleep', '1000'], { timeout: 180_000 })));
   res.forEach(x => t.is(x.code, 0, describe(x)));
+  t.is(new Set(res.map(x => x.stdout.trim())).size, N, 'unique ids');
   const names = (await r(['ps', '--format', '{{.Names}}'])).stdout.trim().split('\n');
-  t.is(names.length, 20);
-  t.is(new Set(names).size, 20);
+  t.is(names.length, N, 'all running');
+  t.is(new Set(names).size, N);
   const ids = (await r(['ps', '-q', '--no-trunc'])).stdout.trim().split('\n');
   t.is((await r(['rm', '-f', ...ids])).code, 0);
   t.deepEqual(mountsUnder(root), []);
