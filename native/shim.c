@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -55,7 +56,7 @@ enum {
   OP_SETRESUID, OP_CAPSET, OP_AMBIENT, OP_UMASK, OP_NNP, OP_SECCOMP,
   OP_CONNECT_CONSOLE, OP_CONSOLE, OP_OPEN_FIFO, OP_READY, OP_WAIT_FIFO,
   OP_WAIT_SOCK, OP_CLOSE_FDS, OP_FIND_EXEC, OP_EXECVE, OP_HOOK, OP_TOUCH,
-  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING, OP_STDIN_NULL,
+  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING, OP_STDIN_NULL, OP_LO_UP,
 };
 
 enum { MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4, MSG_CONSOLE = 5 };
@@ -588,6 +589,20 @@ static int run_op(const struct op *o) {
     if (fd < 0) return -1;
     if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) return -1;
     return 0;
+  }
+  case OP_LO_UP: {
+    /* lo of the new network namespace: SIOCGIFFLAGS, then set IFF_UP */
+    struct ifreq ifr;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0 && !(ifr.ifr_flags & IFF_UP)) { ifr.ifr_flags |= IFF_UP; r = ioctl(s, SIOCSIFFLAGS, &ifr); }
+    int e = errno;
+    close(s);
+    errno = e;
+    return r < 0 ? -1 : 0;
   }
   case OP_HOOK: return run_hook(o);
   case OP_EXECVE: {

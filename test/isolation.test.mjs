@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  rt, newRoot, makeBundle, uniqueId, assertClean, getState, waitStatus, describe, readlinkNs,
+  rt, newRoot, makeBundle, uniqueId, assertClean, getState, waitStatus, describe, readlinkNs, IS_TSRUN,
 } from './helpers/index.mjs';
 
 /** `run` a fresh container with the given args / config edits; returns the run result. */
@@ -98,6 +98,19 @@ test('user namespace: uidMappings 0→100000 are visible in /proc/self/uid_map',
   t.is(lines[0], '0 100000 65536', 'uid_map');
   t.is(lines[1], '0 100000 65536', 'gid_map');
   t.regex(lines[2] ?? '', /^uid=0 gid=0 /);
+});
+
+test('a new network namespace has only lo, and lo is up (as crun; runc leaves it down)', async t => {
+  const { res } = await runOnce(t, {
+    args: ['/bin/sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags; nc -l -p 5555 & sleep 0.3; echo tcp-over-lo | nc -w 1 127.0.0.1 5555; wait'],
+    mutate: c => { if (!c.linux.namespaces.some(n => n.type === 'network')) c.linux.namespaces.push({ type: 'network' }); },
+  });
+  t.is(res.code, IS_TSRUN ? 0 : res.code, describe(res));
+  const [ifs, flags, ping] = res.stdout.trim().split('\n');
+  t.is(ifs, 'lo');
+  if (!IS_TSRUN) return; // runc: lo stays down
+  t.is(Number(flags) & 1, 1, `IFF_UP in ${flags}`);
+  t.is(ping, 'tcp-over-lo');
 });
 
 test('exec joins every namespace of the running container', async t => {

@@ -195,9 +195,12 @@ t2('user networks: names and aliases resolve through the embedded DNS, networks 
 
 t2('--network none, host and container:NAME', async t => {
   const env = await netEnv(t);
-  const none = await env.r(['run', '--rm', '--network', 'none', 'test/bb:1', 'ip', '-o', 'link']);
+  const none = await env.r(['run', '--rm', '--network', 'none', 'test/bb:1', 'sh', '-c', 'ip -o link; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-works']);
   t.is(none.code, 0, describe(none));
-  t.deepEqual(none.stdout.trim().split('\n').map(l => l.split(':')[1].trim()), ['lo']);
+  const [links, ...rest] = none.stdout.trim().split('\n').reduce((a, l) => (l === 'lo-works' ? [a[0], l] : [[...a[0], l]]), [[]]);
+  t.deepEqual(links.map(l => l.split(':')[1].trim()), ['lo']);
+  t.regex(links[0], /<LOOPBACK,UP/, 'lo is up, as with docker and podman');
+  t.deepEqual(rest, ['lo-works']);
   const host = await env.r(['run', '--rm', '--network', 'host', 'test/bb:1', 'ip', '-o', 'addr']);
   t.regex(host.stdout, /198\.51\.100\.1\/24/, 'the host namespace\'s address');
   t.is((await env.r(['run', '-d', '--name', 'srv', 'test/bb:1', 'sh', '-c', 'mkdir /w; echo shared > /w/index.html; exec httpd -f -p 127.0.0.1:7000 -h /w'])).code, 0);
