@@ -140,7 +140,7 @@ async function main() {
     console.log(`image: ${IMAGE} = test/.images/busybox/rootfs as one layer (tsrun import / podman import)`);
     console.log(`NODE_EXTRA_CA_CERTS: unset for every run${wasSet ? ' (it is set in the calling environment)' : ''}`);
     if (podman) console.log(`podman: ${podman.runFlags.join(' ')}; ${podman.base.slice(6).join(' ')}; own --root/--runroot/--tmpdir;\n        run in a private mount+PID namespace${nsHelper.hybrid ? ' where /sys/fs/cgroup/unified is unmounted (hybrid host)' : ''}, set up once outside the timings`);
-    console.log('tsrun: no network flag (its containers get a network namespace with only lo, like podman --network none)');
+    console.log('tsrun: run --network none (a network namespace with only lo, up), as podman and docker here; bench/net.sh measures the bridge');
     if (docker) console.log(`docker: dockerd ${docker.version}, private daemon in its own network namespace (--bridge none --iptables=false), cgroupfs driver, overlay2; run --network none`);
     if (!reaper) console.log('note: could not become a child subreaper (koffi); exited supervisors may stay zombies under PID 1');
     for (const n of notes) console.log(n);
