@@ -55,9 +55,11 @@ export async function findOrPull(store: ImageStore, key: string, policy: RunImag
 
 /** docker create: the record, the snapshot and the bundle; nothing runs yet. */
 export async function createImageContainer(o: RunImageOptions): Promise<ct.ContainerRecord> {
+  trace('engine: create');
   const store = new ImageStore(o.root);
   const img = await findOrPull(store, o.image, o.pull);
   const config = store.content.readJSON<ImageConfig>(img.id);
+  trace('engine: image found');
   const taken = new Set(ct.listContainers(o.root).map((c) => c.name));
   if (o.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) {
     throw new TsrunError(`Invalid container name (${o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 125);
@@ -79,9 +81,12 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
       rec.name = ct.generateName(taken);
     }
   }
+  trace('engine: reserved');
   try {
     const rootfs = mountSnapshot(o.root, rec.id, store.layers, rec.chainId);
+    trace('engine: snapshot mounted');
     const { spec, extras } = buildContainer(config, rootfs, rec.id, o);
+    trace('engine: spec built');
     const net = networkFor(o, config, rec);
     if (net) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -94,6 +99,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     const full: ct.ContainerRecord = { ...rec, args, ...extras, ...(net ? { net } : {}) };
     ct.saveContainer(o.root, full);
     containerEvent(o.root, full, 'create');
+    trace('engine: created');
     return full;
   } catch (e) {
     removeContainer(o.root, rec, { volumes: true });

@@ -8,10 +8,10 @@ import { renderTemplate } from './inspect';
 
 /** --since/--until: RFC 3339, unix seconds[.fraction], or a duration back from now (10m, 1h30m, 45s). Nanoseconds. */
 export function parseTime(v: string, flag: string): bigint {
-  const dur = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(v);
+  const dur = /^(\d+(?:\.\d+)?(?:ns|us|\u00b5s|ms|s|m|h))+$/.test(v);
   if (dur) {
     let ms = 0;
-    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
+    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/g)) {
       ms += Number(m[1]) * ({ ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 } as Record<string, number>)[m[2]];
     }
     return BigInt(Math.round(Date.now() - ms)) * 1_000_000n;
