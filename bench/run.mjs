@@ -24,10 +24,10 @@
 // machine's PID 1 does not reap). podman's cgroups go under a parent named for this run
 // (--cgroup-parent /tsrun-bench-<tag>), removed (rmdir, v1 hierarchies) at the end.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { REPO, childEnv, timeOnce, memOf, which, setupReaper, reapZombies, startNsHelper, parentOf, startDockerd, quantile, hardLimit } from './peers.mjs';
+import { REPO, childEnv, timeOnce, memOf, which, setupReaper, reapZombies, startNsHelper, parentOf, startDockerd, quantile, hardLimit, rmCgroupTree } from './peers.mjs';
 
 function parseArgs(argv) {
   const o = { rounds: 20, warmup: 3, containers: 5, only: ['startup', 'density'], json: null, keep: false };
@@ -84,16 +84,7 @@ async function main() {
         '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--storage-driver', 'overlay'];
       const runFlags = ['--network', 'none', '--cgroup-parent', cgParent];
       podman = { cmd: podmanBin, base, runFlags, cgParent };
-      cleanups.push(() => { // podman's cgroups for this run: rmdir, deepest first, v1 hierarchies only exist here
-        for (const h of readdirSync('/sys/fs/cgroup')) {
-          const top = join('/sys/fs/cgroup', h, cgParent);
-          if (!existsSync(top)) continue;
-          const dirs = [];
-          const walk = d => { dirs.push(d); for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name)); };
-          try { walk(top); } catch { /* */ }
-          for (const d of dirs.reverse()) { try { rmSync(d, { recursive: false }); } catch { spawnSync('rmdir', [d]); } }
-        }
-      });
+      cleanups.push(() => rmCgroupTree(cgParent)); // podman's cgroups for this run
       r = await nsHelper.time(podmanBin, [...base, 'import', tarball, IMAGE], true);
       if (r.status !== 0) { notes.push(`podman import failed: ${r.stderr.split('\n').pop()} - podman skipped`); podman = null; }
       else {
