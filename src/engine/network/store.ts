@@ -79,15 +79,20 @@ export function withNetLock<T>(root: string, fn: () => T): T {
   }
 }
 
-export function listNetworks(root: string): NetworkRecord[] {
+/** Every `*.json` record in dir (a half-written or unreadable one is skipped: writes are atomic, so it is going away). */
+function readRecords<T>(dir: string): T[] {
   let names: string[];
-  try { names = fs.readdirSync(networksDir(root)); } catch { return []; }
-  const out: NetworkRecord[] = [];
+  try { names = fs.readdirSync(dir); } catch { return []; }
+  const out: T[] = [];
   for (const n of names) {
     if (!n.endsWith('.json')) continue;
-    try { out.push(JSON.parse(fs.readFileSync(path.join(networksDir(root), n), 'utf8'))); } catch { /* half-written: ignored */ }
+    try { out.push(JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as T); } catch { /* skipped */ }
   }
-  return out.sort((a, b) => a.created.localeCompare(b.created));
+  return out;
+}
+
+export function listNetworks(root: string): NetworkRecord[] {
+  return readRecords<NetworkRecord>(networksDir(root)).sort((a, b) => a.created.localeCompare(b.created));
 }
 
 export function saveNetwork(root: string, n: NetworkRecord): void {
@@ -114,14 +119,7 @@ export function findNetwork(root: string, key: string): NetworkRecord | undefine
 export function newNetworkId(): string { return crypto.randomBytes(32).toString('hex'); }
 
 export function listAttachments(root: string): Attachment[] {
-  let names: string[];
-  try { names = fs.readdirSync(endpointsDir(root)); } catch { return []; }
-  const out: Attachment[] = [];
-  for (const n of names) {
-    if (!n.endsWith('.json')) continue;
-    try { out.push(JSON.parse(fs.readFileSync(path.join(endpointsDir(root), n), 'utf8'))); } catch { /* ignored */ }
-  }
-  return out;
+  return readRecords<Attachment>(endpointsDir(root));
 }
 
 export function readAttachment(root: string, cid: string): Attachment | undefined {
