@@ -83,6 +83,9 @@ t2('rm refuses a running container without -f; rm -f kills it; errors for unknow
     t.not(res.code, 0);
     t.regex(res.stderr, /No such container/);
   }
+  const obj = await r(['inspect', '-f', '{{.Id}}', name]);
+  t.is(obj.code, 1);
+  t.is(obj.stderr, `Error: No such object: ${name}\n`, 'docker\'s words for neither a container nor an image');
   const nf = await r(['run', '-d', 'test/bb:1', 'no-such-cmd']);
   t.is(nf.code, 127, describe(nf));
   t.deepEqual(readdirSync(join(root, 'containers')).length, 0, 'a failed run -d left a container');

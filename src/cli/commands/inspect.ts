@@ -75,7 +75,13 @@ export function inspectImages(argv: string[], g: Globals): number {
       const c = type === 'image' ? undefined : findContainerOrNull(g.root, key);
       if (c) { out.push(inspectContainer(g.root, c)); continue; }
       if (type === 'container') throw new TsrunError(`No such container: ${key}`);
-      out.push(inspectImage(store, resolveImage(store, key)));
+      let img;
+      try { img = resolveImage(store, key); } catch (e) {
+        // neither a container nor an image: docker says "No such object" (with --type image: "No such image")
+        if (type !== 'image' && /No such image/.test((e as Error).message)) throw new TsrunError(`No such object: ${key}`);
+        throw e;
+      }
+      out.push(inspectImage(store, img));
     } catch (e) {
       process.stderr.write(`Error: ${(e as Error).message}\n`);
       code = 1;
