@@ -322,3 +322,28 @@ t2('--init: tini (bound read-only at /sbin/docker-init) is PID 1, reaps orphans,
   t.is(missing.code, 125);
   assertCliError(t, missing, { match: /--init: no static init binary .*apt-get install tini/ });
 });
+
+t2('inspect shows what run was given: Mounts (volume, bind, tmpfs), HostConfig limits, Config labels/stdin/stop signal, Init', async t => {
+  const { r } = await setup(t);
+  const host = tempDir(t);
+  const name = uniqueId('insp');
+  const d = await r(['run', '-d', '-i', '--name', name, '-v', `${name}-vol:/data`, '-v', `${host}:/h:ro`, '--tmpfs', '/scratch',
+    '-m', '64m', '--cpus', '0.5', '--cpu-shares', '512', '--pids-limit', '50', '--read-only', '--init', '--label', 'k=v', '--stop-signal', 'SIGUSR1',
+    'test/bb:1', 'sleep', '1000']);
+  t.is(d.code, 0, describe(d));
+  t.teardown(async () => { await r(['rm', '-f', '-v', name]); await r(['volume', 'rm', `${name}-vol`]); });
+  const c = await inspect(r, name);
+  const byDest = Object.fromEntries(c.Mounts.map(m => [m.Destination, m]));
+  t.deepEqual(Object.keys(byDest).sort(), ['/data', '/h', '/scratch']);
+  t.like(byDest['/data'], { Type: 'volume', Name: `${name}-vol`, Driver: 'local', RW: true });
+  t.regex(byDest['/data'].Source, new RegExp(`/volumes/${name}-vol/_data$`));
+  t.like(byDest['/h'], { Type: 'bind', Source: host, RW: false });
+  t.like(byDest['/scratch'], { Type: 'tmpfs', RW: true });
+  t.like(c.HostConfig, { Memory: 64 << 20, NanoCpus: 5e8, CpuShares: 512, PidsLimit: 50, ReadonlyRootfs: true, Init: true });
+  t.deepEqual(c.HostConfig.Binds.sort(), [`${host}:/h:ro`, `${name}-vol:/data`].sort());
+  t.like(c.Config, { OpenStdin: true, StopSignal: 'SIGUSR1', Cmd: ['sleep', '1000'] });
+  t.is(c.Config.Labels.k, 'v');
+  const tpl = await r(['inspect', '-f', '{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}|{{index .Config.Labels "k"}}', name]);
+  t.is(tpl.stdout.trim().split('|')[1], 'v');
+  t.regex(tpl.stdout, /volume:\/data/);
+});

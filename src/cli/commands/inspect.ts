@@ -4,6 +4,8 @@ import { TsrunError } from '../../runtime/errors';
 import { renderTemplate } from '../template';
 import { findContainer, containerPath, type ContainerRecord } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
+import { INIT_PATH } from '../../engine/spec';
+import { volumeMountpoint } from '../../engine/volumes';
 import fs = require('fs');
 import path = require('path');
 
@@ -14,8 +16,11 @@ function findContainerOrNull(root: string, key: string): ContainerRecord | undef
 /** docker container inspect's shape (the fields tools read). */
 function inspectContainer(root: string, c: ContainerRecord): Record<string, unknown> {
   const s = containerState(root, c);
-  let spec: { process?: { env?: string[]; cwd?: string; args?: string[]; user?: { uid: number; gid: number }; terminal?: boolean }; hostname?: string } = {};
-  try { spec = JSON.parse(fs.readFileSync(path.join(containerPath(root, c.id), 'config.json'), 'utf8')); } catch { /* removed */ }
+  let spec: Spec = {};
+  try { spec = JSON.parse(fs.readFileSync(path.join(containerPath(root, c.id), 'config.json'), 'utf8')) as Spec; } catch { /* removed */ }
+  const res = spec.linux?.resources;
+  const init = spec.process?.args?.[0] === INIT_PATH;
+  const mounts = mountsOf(root, c, spec);
   const zero = '0001-01-01T00:00:00Z';
   return {
     Id: c.id, Created: c.created, Path: spec.process?.args?.[0] ?? '', Args: spec.process?.args?.slice(1) ?? [],
@@ -27,12 +32,49 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
     Image: c.imageId, Name: '/' + c.name, RestartCount: s.exit?.restartCount ?? 0,
     LogPath: path.join(containerPath(root, c.id), `${c.id}-json.log`),
     HostConfig: { AutoRemove: c.autoRemove, RestartPolicy: { Name: (c.restart ?? 'no').split(':')[0], MaximumRetryCount: Number((c.restart ?? '').split(':')[1] ?? 0) },
-      NetworkMode: c.net?.mode ?? 'none', PortBindings: portBindings(c), Dns: c.net?.dns ?? [], ExtraHosts: c.net?.addHosts ?? null, Links: c.net?.links?.map((l) => `${l.name}:${l.alias}`) ?? null },
-    Mounts: [],
+      NetworkMode: c.net?.mode ?? 'none', PortBindings: portBindings(c), Dns: c.net?.dns ?? [], ExtraHosts: c.net?.addHosts ?? null, Links: c.net?.links?.map((l) => `${l.name}:${l.alias}`) ?? null,
+      Binds: mounts.filter((m) => m.Type !== 'tmpfs').map((m) => `${m.Type === 'volume' ? m.Name : m.Source}:${m.Destination}${m.RW ? '' : ':ro'}`),
+      Tmpfs: Object.fromEntries(mounts.filter((m) => m.Type === 'tmpfs').map((m) => [m.Destination, ''])),
+      Memory: res?.memory?.limit ?? 0, MemorySwap: res?.memory?.swap ?? 0, MemoryReservation: res?.memory?.reservation ?? 0,
+      NanoCpus: res?.cpu?.quota && res.cpu.quota > 0 ? Math.round((res.cpu.quota / (res.cpu.period || 100000)) * 1e9) : 0,
+      CpuShares: res?.cpu?.shares ?? 0, CpusetCpus: res?.cpu?.cpus ?? '', PidsLimit: res?.pids?.limit ?? null,
+      ReadonlyRootfs: !!spec.root?.readonly, Init: init || null, CapAdd: null, CapDrop: null },
+    Mounts: mounts,
     Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,
-      Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image, WorkingDir: spec.process?.cwd ?? '' },
+      OpenStdin: !!c.openStdin, StdinOnce: false, Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image,
+      WorkingDir: spec.process?.cwd ?? '', Labels: c.labels ?? {}, StopSignal: c.stopSignal ?? 'SIGTERM', ...(c.stopTimeout !== undefined ? { StopTimeout: c.stopTimeout } : {}) },
     NetworkSettings: networkSettings(root, c),
   };
+}
+
+interface Spec {
+  process?: { env?: string[]; cwd?: string; args?: string[]; user?: { uid: number; gid: number }; terminal?: boolean };
+  hostname?: string;
+  root?: { readonly?: boolean };
+  mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
+  linux?: { resources?: { memory?: { limit?: number; swap?: number; reservation?: number }; cpu?: { quota?: number; period?: number; shares?: number; cpus?: string }; pids?: { limit?: number } } };
+}
+
+interface MountPoint { Type: 'bind' | 'volume' | 'tmpfs'; Name?: string; Source: string; Destination: string; Driver?: string; Mode: string; RW: boolean; Propagation: string }
+
+/** docker's Mounts: the container's volumes, bind mounts and tmpfs mounts (not the engine's own /etc files and /sbin/docker-init). */
+function mountsOf(root: string, c: ContainerRecord, spec: Spec): MountPoint[] {
+  const own = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', INIT_PATH]);
+  const vols = new Map((c.volumes ?? []).map((v) => [v.destination, v]));
+  const out: MountPoint[] = [];
+  for (const m of spec.mounts ?? []) {
+    const opts = m.options ?? [];
+    const rw = !opts.includes('ro');
+    const v = vols.get(m.destination);
+    if (v) {
+      out.push({ Type: 'volume', Name: v.name, Source: volumeMountpoint(root, v.name), Destination: m.destination, Driver: 'local', Mode: rw ? 'z' : 'ro', RW: rw, Propagation: '' });
+    } else if ((m.type === 'bind' || opts.includes('bind') || opts.includes('rbind')) && !own.has(m.destination)) {
+      out.push({ Type: 'bind', Source: m.source ?? '', Destination: m.destination, Mode: rw ? '' : 'ro', RW: rw, Propagation: opts.find((o) => /^r?(private|shared|slave)$/.test(o)) ?? 'rprivate' });
+    } else if (m.type === 'tmpfs' && m.source === 'tmpfs' && !['/dev', '/dev/shm'].includes(m.destination)) {
+      out.push({ Type: 'tmpfs', Source: '', Destination: m.destination, Mode: '', RW: rw, Propagation: '' });
+    }
+  }
+  return out;
 }
 
 function portBindings(c: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[]> {
