@@ -551,3 +551,24 @@ test('challenge parsing', (t) => {
   t.is(parseChallenges('Basic realm="a", Bearer realm="b"').scheme, 'bearer');
   t.is(parseChallenges(undefined), undefined);
 });
+
+test('tsrun pull (the command): docker\'s output, the image listed, an image pull event; run from it', async (t) => {
+  const { rt, newRoot, describe, IS_TSRUN, childEnv } = await import('./helpers/index.mjs');
+  if (!IS_TSRUN) return t.pass('tsrun-only');
+  const root = newRoot(t);
+  const r = rt(root);
+  const name = `${reg.host}/test/busybox:1`;
+  const res = await r(['pull', name], { env: childEnv({ TSRUN_DEFAULT_NETWORK: 'none' }) });
+  t.is(res.code, 0, describe(res));
+  const lines = res.stdout.trim().split('\n');
+  t.is(lines[0], '1: Pulling from test/busybox');
+  t.regex(lines.at(-3), /^Digest: sha256:[0-9a-f]{64}$/);
+  t.is(lines.at(-2), `Status: Downloaded newer image for ${name}`);
+  t.is(lines.at(-1), name);
+  const ls = await r(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+  t.regex(ls.stdout, new RegExp(`^${reg.host}/test/busybox:1$`, 'm'));
+  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'event=pull', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}']);
+  t.is(ev.stdout.trim(), `image pull ${name}`, describe(ev));
+  const run = await r(['run', '--rm', '--network', 'none', name, 'echo', 'pulled-ok']);
+  t.is(run.stdout, 'pulled-ok\n', describe(run));
+});

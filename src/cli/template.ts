@@ -302,3 +302,21 @@ function call(name: string, a: unknown[]): unknown {
     default: throw new TsrunError(`template: function "${name}" not defined`, 125);
   }
 }
+
+/**
+ * Rows as docker's --format prints them: "json" / "{{json .}}" (a JSON object a line), "table
+ * TEMPLATE" (a header from `headers`, else the field names in capitals, then aligned columns split
+ * on \t), or a template per row. `\t` in the format is a tab, as docker reads it.
+ */
+export function renderRows(rows: Record<string, unknown>[], format: string, headers: Record<string, string>): string {
+  if (format === 'json' || /^\{\{\s*json\s+\.\s*\}\}$/.test(format)) return rows.map((r) => JSON.stringify(r) + '\n').join('');
+  const tpl = format.replace(/\\t/g, '\t');
+  const m = /^table(\s+|$)([\s\S]*)$/.exec(tpl);
+  if (!m) return rows.map((r) => renderTemplate(tpl, r) + '\n').join('');
+  const body = m[2];
+  const head = body.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_x, k: string) => headers[k] ?? k.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase());
+  const lines = [head, ...rows.map((r) => renderTemplate(body, r))].map((l) => l.split('\t'));
+  const widths: number[] = [];
+  for (const l of lines) l.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length); });
+  return lines.map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n').join('');
+}

@@ -2,7 +2,7 @@ import { parse, str, type Globals } from '../args';
 import { openStore, familiar } from '../../image/ops';
 import { table, ago, humanSize, shortId } from '../format';
 import { parseRef } from '../../image/ref';
-import { TsrunError } from '../../runtime/errors';
+import { renderRows } from '../template';
 
 export default function (argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['quiet', 'all', 'no-trunc', 'digests'], str: ['format', 'filter'], alias: { q: 'quiet', a: 'all' } }, 'images');
@@ -26,10 +26,10 @@ export default function (argv: string[], g: Globals): number {
   const format = str(p, 'format');
   if (p.flags.quiet) {
     process.stdout.write([...new Set(rows.map((r) => (p.flags['no-trunc'] ? r.id : shortId(r.id))))].map((x) => x + '\n').join(''));
-  } else if (format === 'json' || format === '{{json .}}') {
-    for (const r of rows) process.stdout.write(JSON.stringify({ Repository: r.repo, Tag: r.tag, ID: shortId(r.id), CreatedSince: ago(r.created), CreatedAt: r.created, Size: humanSize(r.size), Digest: r.digest }) + '\n');
   } else if (format) {
-    throw new TsrunError(`images: --format supports "json" for now`);
+    const objs = rows.map((r) => ({ Containers: 'N/A', CreatedAt: r.created, CreatedSince: ago(r.created), Digest: r.digest, ID: p.flags['no-trunc'] ? r.id : shortId(r.id),
+      Repository: r.repo, SharedSize: 'N/A', Size: humanSize(r.size), Tag: r.tag, UniqueSize: 'N/A', VirtualSize: humanSize(r.size) }));
+    process.stdout.write(renderRows(objs, format, { ID: 'IMAGE ID', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT' }));
   } else {
     const head = ['REPOSITORY', 'TAG', ...(p.flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
     process.stdout.write(table([head, ...rows.map((r) => [r.repo, r.tag, ...(p.flags.digests ? [r.digest] : []), p.flags['no-trunc'] ? r.id : shortId(r.id), ago(r.created), humanSize(r.size)])]));

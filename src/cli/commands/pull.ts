@@ -4,6 +4,7 @@ import { parseRef, formatRef } from '../../image/ref';
 import { pullImage } from '../../image/pull';
 import { progressRenderer } from '../../image/registry/progress';
 import { TsrunError } from '../../runtime/errors';
+import { logEvent } from '../../engine/events';
 
 export default async function (argv: string[], g: Globals): Promise<number> {
   const p = parse(argv, { bool: ['quiet', 'all-tags'], str: ['platform'], alias: { q: 'quiet', a: 'all-tags' } }, 'pull');
@@ -18,5 +19,6 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     process.stdout.write(`Digest: ${digest}\nStatus: Downloaded newer image for ${familiar(name)}\n`);
   }
   process.stdout.write(`${name}\n`);
+  logEvent(g.root, 'image', 'pull', familiar(name), { name: familiar(name) });
   return 0;
 }
