@@ -143,6 +143,8 @@ tsrunOnly(test)('tsrun-only: version prints Client and Server blocks; --format j
   t.is(v.Client.Version, pkg.version);
   t.is(v.Server.Version, pkg.version);
   t.is(v.Client.ApiVersion, '1.44');
+  const tpl = await r(['version', '--format', '{{.Server.Version}} {{.Client.ApiVersion}}']);
+  t.is(tpl.stdout, `${pkg.version} 1.44\n`, describe(tpl));
 });
 
 const vagrant = existsSync('/usr/bin/vagrant') ? test : test.skip;

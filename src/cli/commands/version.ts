@@ -4,7 +4,6 @@ import fs = require('fs');
 import os = require('os');
 import path = require('path');
 import { parse, str, type Globals } from '../args';
-import { TsrunError } from '../../runtime/errors';
 import { repoDir } from '../../kernel/native';
 
 export const API_VERSION = '1.44';
@@ -63,7 +62,11 @@ export default function (argv: string[], _g: Globals): number {
     process.stdout.write(JSON.stringify(v) + '\n');
     return 0;
   }
-  if (format) throw new TsrunError('version: --format supports "json" for now');
+  if (format) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    process.stdout.write((require('../template') as typeof import('../template')).renderTemplate(format, v) + '\n');
+    return 0;
+  }
   const block = (indent: string, rows: [string, string][]) => rows.map(([k, x]) => `${indent}${(k + ':').padEnd(19 - indent.length)}${x}\n`).join('');
   process.stdout.write(
     'Client:\n' +
