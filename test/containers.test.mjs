@@ -148,7 +148,7 @@ t2('50 run -d at once: all succeed, with unique names and ids, all running', asy
   res.forEach(x => t.is(x.code, 0, describe(x)));
   t.is(new Set(res.map(x => x.stdout.trim())).size, N, 'unique ids');
   const names = (await r(['ps', '--format', '{{.Names}}'])).stdout.trim().split('\n');
-  t.is(names.length, N, 'all running');
+  t.is(names.length, N, `all running:\n${(await r(['ps', '-a', '--format', '{{.ID}} {{.Names}} {{.Status}}'])).stdout}`);
   t.is(new Set(names).size, N);
   const ids = (await r(['ps', '-q', '--no-trunc'])).stdout.trim().split('\n');
   t.is((await r(['rm', '-f', ...ids])).code, 0);
