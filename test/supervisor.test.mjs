@@ -161,7 +161,7 @@ function launch(t, s, extra = [], { timeout = 30_000 } = {}) {
 }
 
 test('run: ok <init pid> on fd 3, detached subreaper, json-file log, exit.json, delete --force', async t => {
-  const s = setup(t, { cmd: 'echo out; echo err >&2; sleep 0.5; exit 3' });
+  const s = setup(t, { cmd: 'echo out; echo err >&2; sleep 3; exit 3' });
   const run = launch(t, s);
   const outcome = await run.outcome;
   t.regex(outcome, /^ok \d+\n$/);
