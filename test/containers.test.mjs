@@ -155,6 +155,21 @@ t2('50 run -d at once: all succeed, with unique names and ids, all running', asy
   t.deepEqual(mountsUnder(root), []);
 });
 
+t2('30 run -d --name X at once: exactly one gets the name, the others a Conflict (125), nothing left of them', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('same');
+  const res = await Promise.all(Array.from({ length: 30 }, () => r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000'], { timeout: 120_000 })));
+  t.is(res.filter(x => x.code === 0).length, 1, res.map(describe).join('\n'));
+  for (const x of res.filter(x => x.code !== 0)) {
+    t.is(x.code, 125);
+    t.regex(x.stderr, /Conflict\. The container name "\/[^"]+" is already in use/);
+  }
+  t.deepEqual(readdirSync(join(root, 'containers')).filter(n => !n.startsWith('.')).length, 1);
+  t.deepEqual(readdirSync(join(root, 'containers')).filter(n => n.startsWith('.')), [], 'no hidden half-made records');
+  t.is((await r(['rm', '-f', name])).code, 0);
+  t.deepEqual(mountsUnder(root), []);
+});
+
 t2('system df counts images, containers and their writable layers', async t => {
   const { r } = await setup(t);
   const name = uniqueId('df');

@@ -5,6 +5,7 @@ import path = require('path');
 import crypto = require('crypto');
 import { TsrunError } from '../runtime/errors';
 import { writeAtomic } from '../runtime/state';
+import { withFileLock } from '../kernel/fsops';
 
 export interface ContainerRecord {
   id: string;             // 64 hex
@@ -84,28 +85,39 @@ export function saveContainer(root: string, c: ContainerRecord): void {
   writeAtomic(path.join(containerPath(root, c.id), 'container.json'), JSON.stringify(c, null, 2), 0o600);
 }
 
-/** Create the record with an exclusive name (a lock file per name makes two `run --name x` race-free). */
+/**
+ * Create the record with an exclusive name. The record is written first in a hidden `.<id>` dir
+ * (a create killed half-way leaves at most that, which listContainers sweeps once it is old), then
+ * the name is taken (`names/<name>` created exclusively), then the dir is renamed into place. A
+ * name file whose owner has neither dir is stale (its container is gone): it is taken over under
+ * `names/.lock`, re-checked there, so two commands never both take it.
+ */
 export function reserveContainer(root: string, c: ContainerRecord): void {
   fs.mkdirSync(containersDir(root), { recursive: true, mode: 0o711 });
   const names = path.join(root, 'names');
   fs.mkdirSync(names, { recursive: true, mode: 0o711 });
-  try {
-    fs.writeFileSync(path.join(names, c.name), c.id, { flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      const owner = fs.readFileSync(path.join(names, c.name), 'utf8');
-      if (fs.existsSync(containerPath(root, owner))) {
-        throw new TsrunError(`Conflict. The container name "/${c.name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
-      }
-      fs.writeFileSync(path.join(names, c.name), c.id); // a stale name: its container is gone
-    } else throw e;
-  }
-  // the record appears whole: written in a hidden dir, then renamed into place (a create killed
-  // half-way leaves at most a `.<id>` dir, which listContainers sweeps once it is old)
   const tmp = path.join(containersDir(root), '.' + c.id);
   fs.mkdirSync(tmp, { mode: 0o711 });
-  writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
-  fs.renameSync(tmp, containerPath(root, c.id));
+  try {
+    writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
+    const file = path.join(names, c.name);
+    try {
+      fs.writeFileSync(file, c.id, { flag: 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      withFileLock(path.join(names, '.lock'), () => {
+        const owner = fs.readFileSync(file, 'utf8');
+        if (owner !== c.id && (fs.existsSync(containerPath(root, owner)) || fs.existsSync(path.join(containersDir(root), '.' + owner)))) {
+          throw new TsrunError(`Conflict. The container name "/${c.name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
+        }
+        writeAtomic(file, c.id, 0o644);
+      });
+    }
+    fs.renameSync(tmp, containerPath(root, c.id));
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 export function releaseContainer(root: string, c: ContainerRecord): void {

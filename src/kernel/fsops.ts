@@ -5,6 +5,7 @@
 //
 // Every failure throws an FsError naming the operation, the path and the reason:
 //   "mknod /var/lib/tsrun/image/tmp/x/diff/dev/null: Operation not permitted"
+import fs = require('fs');
 import path = require('path');
 import { koffi, repoDir, strerror, errnoName, native } from './native';
 
@@ -150,4 +151,15 @@ export function mountOverlay(target: string, o: OverlayOptions): void {
 /** flock(LOCK_EX) on an open fd, blocking until held. */
 export function flockExclusive(fd: number, file: string): void {
   check(native().flock(fd), 'flock', file);
+}
+
+/** Run fn holding an exclusive flock on `file` (created if missing; the kernel drops it if we die). */
+export function withFileLock<T>(file: string, fn: () => T): T {
+  const fd = fs.openSync(file, 'a', 0o600);
+  try {
+    flockExclusive(fd, file);
+    return fn();
+  } finally {
+    fs.closeSync(fd);
+  }
 }

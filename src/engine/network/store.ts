@@ -10,7 +10,7 @@ import path = require('path');
 import crypto = require('crypto');
 import { TsrunError } from '../../runtime/errors';
 import { writeAtomic } from '../../runtime/state';
-import { native } from '../../kernel/native';
+import { withFileLock } from '../../kernel/fsops';
 
 export interface NetworkRecord {
   id: string;            // 64 hex
@@ -68,15 +68,7 @@ export function netnsPath(root: string, id: string): string { return path.join(n
 /** Run fn holding <root>/networks/.lock (flock: released by the kernel if we die). */
 export function withNetLock<T>(root: string, fn: () => T): T {
   fs.mkdirSync(endpointsDir(root), { recursive: true, mode: 0o700 });
-  const file = path.join(networksDir(root), '.lock');
-  const fd = fs.openSync(file, 'a');
-  try {
-    const r = native().flock(fd);
-    if (r < 0) throw new TsrunError(`flock ${file}: errno ${-r}`, 125);
-    return fn();
-  } finally {
-    fs.closeSync(fd);
-  }
+  return withFileLock(path.join(networksDir(root), '.lock'), fn);
 }
 
 /** Every `*.json` record in dir (a half-written or unreadable one is skipped: writes are atomic, so it is going away). */
