@@ -103,6 +103,14 @@ t2('create then start, rename, top, stats --no-stream, container prune', async t
   const renamed = uniqueId('renamed');
   t.is((await r(['rename', name, renamed])).code, 0);
   t.is(JSON.parse((await r(['inspect', renamed])).stdout)[0].Name, `/${renamed}`);
+  const other = uniqueId('other');
+  t.is((await r(['create', '--name', other, 'test/bb:1', 'true'])).code, 0);
+  const clash = await r(['rename', renamed, other]);
+  t.is(clash.code, 1, describe(clash));
+  t.regex(clash.stderr, /Conflict\. The container name "\/[^"]+" is already in use/);
+  t.is((await r(['rm', other])).code, 0);
+  t.is((await r(['rename', renamed, other])).code, 0, 'a removed container\'s name is free again');
+  t.is((await r(['rename', other, renamed])).code, 0);
   const top = await r(['top', renamed]);
   t.is(top.code, 0, describe(top));
   t.regex(top.stdout, /sleep 1000/);

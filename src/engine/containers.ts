@@ -100,23 +100,29 @@ export function reserveContainer(root: string, c: ContainerRecord): void {
   fs.mkdirSync(tmp, { mode: 0o711 });
   try {
     writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
-    const file = path.join(names, c.name);
-    try {
-      fs.writeFileSync(file, c.id, { flag: 'wx' });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      withFileLock(path.join(names, '.lock'), () => {
-        const owner = fs.readFileSync(file, 'utf8');
-        if (owner !== c.id && (fs.existsSync(containerPath(root, owner)) || fs.existsSync(path.join(containersDir(root), '.' + owner)))) {
-          throw new TsrunError(`Conflict. The container name "/${c.name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
-        }
-        writeAtomic(file, c.id, 0o644);
-      });
-    }
+    takeName(root, c.name, c.id);
     fs.renameSync(tmp, containerPath(root, c.id));
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
+  }
+}
+
+/** names/<name> for container id: created exclusively, or taken over (under a lock) when its owner's record is gone. */
+export function takeName(root: string, name: string, id: string): void {
+  const names = path.join(root, 'names');
+  const file = path.join(names, name);
+  try {
+    fs.writeFileSync(file, id, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    withFileLock(path.join(names, '.lock'), () => {
+      const owner = fs.readFileSync(file, 'utf8');
+      if (owner !== id && (fs.existsSync(containerPath(root, owner)) || fs.existsSync(path.join(containersDir(root), '.' + owner)))) {
+        throw new TsrunError(`Conflict. The container name "/${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
+      }
+      writeAtomic(file, id, 0o644);
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import fs = require('fs');
 import path = require('path');
 import { parse, type Globals } from '../args';
-import { findContainer, saveContainer, listContainers } from '../../engine/containers';
+import { findContainer, saveContainer, takeName } from '../../engine/containers';
 import { TsrunError } from '../../runtime/errors';
 import { containerEvent } from '../../engine/events';
 
@@ -14,11 +14,9 @@ export default function (argv: string[], g: Globals): number {
   if (name === c.name) throw new TsrunError(`Renaming a container with the same name as its current name`);
   const names = path.join(g.root, 'names');
   try {
-    fs.writeFileSync(path.join(names, name), c.id, { flag: 'wx' });
-  } catch {
-    const owner = listContainers(g.root).find((x) => x.name === name);
-    if (owner) throw new TsrunError(`Conflict. The container name "/${name}" is already in use by container "${owner.id}". You have to remove (or rename) that container to be able to reuse that name.`);
-    fs.writeFileSync(path.join(names, name), c.id);
+    takeName(g.root, name, c.id);
+  } catch (e) {
+    throw new TsrunError((e as Error).message); // docker's rename exits 1
   }
   saveContainer(g.root, { ...c, name });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
