@@ -88,7 +88,10 @@ fi
 if [ $build = 1 ]; then
   stamp="node_modules/.tsrun-npm-ci"
   want="$(sha256sum package-lock.json | cut -c1-32) node=$(node --version)"
-  if [ $force_npm = 1 ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  if [ -L node_modules ]; then
+    # a shared node_modules (a git worktree's symlink to another checkout's): npm ci would empty its target
+    say "node_modules is a symlink to $(readlink -f node_modules): npm ci skipped (run it in that checkout)"
+  elif [ $force_npm = 1 ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > "$stamp"
