@@ -102,7 +102,7 @@ test('user namespace: uidMappings 0→100000 are visible in /proc/self/uid_map',
 
 test('a new network namespace has only lo, and lo is up (as crun; runc leaves it down)', async t => {
   const { res } = await runOnce(t, {
-    args: ['/bin/sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags; nc -l -p 5555 & sleep 0.3; echo tcp-over-lo | nc -w 1 127.0.0.1 5555; wait'],
+    args: ['/bin/sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags; nc -l -p 5555 & for i in $(seq 1 50); do echo tcp-over-lo | nc -w 1 127.0.0.1 5555 2>/dev/null && break; sleep 0.1; done; kill $! 2>/dev/null; wait'],
     mutate: c => { if (!c.linux.namespaces.some(n => n.type === 'network')) c.linux.namespaces.push({ type: 'network' }); },
   });
   t.is(res.code, IS_TSRUN ? 0 : res.code, describe(res));
