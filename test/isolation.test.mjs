@@ -102,7 +102,16 @@ test('user namespace: uidMappings 0→100000 are visible in /proc/self/uid_map',
 
 test('a new network namespace has only lo, and lo is up (as crun; runc leaves it down)', async t => {
   const { res } = await runOnce(t, {
-    args: ['/bin/sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags; nc -l -p 5555 & for i in $(seq 1 50); do echo tcp-over-lo | nc -w 1 127.0.0.1 5555 2>/dev/null && break; sleep 0.1; done; kill $! 2>/dev/null; wait'],
+    // The listener's stdin is a fifo held open until the client is done: with /dev/null it
+    // half-closes at once, and a client that sees that EOF before reading its own stdin
+    // exits without sending (busybox nc). The listener is waited for, not killed, so its
+    // output is not lost; it is killed only if no client ever connected.
+    args: ['/bin/sh', '-c', [
+      'ls /sys/class/net; cat /sys/class/net/lo/flags',
+      'mkfifo /dev/shm/lo.in; nc -l -p 5555 </dev/shm/lo.in & L=$!; exec 3>/dev/shm/lo.in',
+      'ok=; for i in $(seq 1 50); do echo tcp-over-lo | nc -w 1 127.0.0.1 5555 2>/dev/null && { ok=1; break; }; sleep 0.1; done',
+      'exec 3>&-; [ -n "$ok" ] || kill $L 2>/dev/null; wait $L',
+    ].join('; ')],
     mutate: c => { if (!c.linux.namespaces.some(n => n.type === 'network')) c.linux.namespaces.push({ type: 'network' }); },
   });
   t.is(res.code, IS_TSRUN ? 0 : res.code, describe(res));
