@@ -41,8 +41,6 @@ tsrunOnly(test)('tsrun-only: doctor passes on this host, one line per check, and
   const mode = out.find(l => / cgroup mode: /.test(l));
   t.true(mode.includes(cgroupMode()), mode);
   if (cgroupMode() === 'hybrid') t.regex(mode, /crun and podman refuse hybrid/);
-  // the checks are fast (the process start-up is not counted here)
-  t.true(Number(/\((\d+) ms\)/.exec(summary)[1]) < 300, summary);
   t.is(res.stderr, '');
 });
 

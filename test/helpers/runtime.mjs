@@ -5,7 +5,7 @@
 // Every child gets the environment minus NODE_EXTRA_CA_CERTS (which makes Node read
 // the CA bundle at startup and slows every tsrun invocation down).
 import { spawn as nodeSpawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readSync } from 'node:fs';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -79,6 +79,13 @@ export function spawnCmd(cmd, args, { input, timeout = 30_000, env, cwd, stdio }
       if (finished) return;
       finished = true;
       await Promise.race([streamsEnded, new Promise(r => setTimeout(r, 250))]);
+      // Whatever the child wrote before it exited is in the pipe by now. A loaded machine can
+      // keep this loop away from the pipe for longer than the grace period, so read what is
+      // left directly (the fd is non-blocking: EAGAIN when empty) before closing the stream.
+      await new Promise(r => setImmediate(r)); // chunks already read are emitted first
+      out += drainPipe(child.stdout);
+      err += drainPipe(child.stderr);
+      poke();
       child.stdout?.destroy();
       child.stderr?.destroy();
       clearTimeout(timer);
@@ -113,6 +120,21 @@ export function spawnCmd(cmd, args, { input, timeout = 30_000, env, cwd, stdio }
     },
     kill(sig = 'SIGKILL') { try { child.kill(sig); } catch { /* gone */ } },
   };
+}
+
+/** Reads what a child's pipe still holds, without blocking; '' when the stream has ended. */
+function drainPipe(stream) {
+  const fd = stream?._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return '';
+  const chunks = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    let n;
+    try { n = readSync(fd, buf, 0, buf.length, null); } catch { break; } // EAGAIN: empty
+    if (n <= 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 // Runtime invocations in flight, and state roots whose test has finished. A test that timed
