@@ -2,13 +2,12 @@
 // output, exit code, signal proxy), `start -a -i`, and with a tty through tmux (window size, the
 // ctrl-p ctrl-q detach keys leave the container running, the exit code comes back).
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { hasTmux, tmux, resizeAndCheck } from './helpers/tmux.mjs';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { uniqueId, tempDir, describe, tsrunOnly, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const t3 = hasTmux ? t2 : test.skip;
 const state = async (r, name) => JSON.parse((await r(['inspect', name])).stdout)[0].State;
 
@@ -77,10 +76,6 @@ t2('attach --sig-proxy (default): SIGTERM to attach reaches the container; --sig
   t.is((await state(r, name)).ExitCode, 9);
 });
 
-function tmux(...args) {
-  return execFileSync('tmux', args, { encoding: 'utf8' });
-}
-
 t3('attach with a tty: window size, ctrl-p ctrl-q detaches (container keeps running), exit code', async t => {
   const { root, r } = await withEngineImage(t);
   const name = uniqueId('tty');
@@ -96,10 +91,7 @@ t3('attach with a tty: window size, ctrl-p ctrl-q detaches (container keeps runn
   tmux('send-keys', '-t', session, 'stty size; tty', 'Enter');
   await waitFor(() => /25 90/.test(screen()), { timeout: 15_000, what: 'stty size 25 90' });
   t.regex(screen(), /\/dev\/pts\/0/);
-  tmux('resize-window', '-t', session, '-x', '70', '-y', '20');
-  await sleep(300);
-  tmux('send-keys', '-t', session, 'stty size', 'Enter');
-  await waitFor(() => /20 70/.test(screen()), { what: 'the new size 20 70' });
+  await resizeAndCheck(session, 70, 20);
   tmux('send-keys', '-t', session, 'C-p', 'C-q');
   await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').includes('EXIT=0'), { what: 'attach to end with 0 after ctrl-p ctrl-q' });
   t.regex(screen(), /read escape sequence/);

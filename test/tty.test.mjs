@@ -1,17 +1,13 @@
 // Interactive containers through a real terminal (tmux): raw mode, window size, Ctrl-C reaching the
 // container, the exit code; `run -it IMAGE` and `exec -it`.
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { hasTmux, tmux, resizeAndCheck, waitForCommand } from './helpers/tmux.mjs';
 import { rt, newRoot, uniqueId, tempDir, ensureImage, TSRUN, tsrunOnly, waitFor, sleep, mountsUnder } from './helpers/index.mjs';
 
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const t2 = hasTmux ? tsrunOnly(test) : test.skip;
-
-function tmux(...args) {
-  return execFileSync('tmux', args, { encoding: 'utf8' });
-}
 
 t2('run -it: a pty with the window size, ^C reaches the container, the exit code comes back', async t => {
   const root = newRoot(t);
@@ -29,12 +25,9 @@ t2('run -it: a pty with the window size, ^C reaches the container, the exit code
   tmux('send-keys', '-t', session, 'tty; stty size', 'Enter');
   await waitFor(() => /30 100/.test(screen()), { what: 'stty size 30 100' });
   t.regex(screen(), /\/dev\/pts\/0/);
-  tmux('resize-window', '-t', session, '-x', '80', '-y', '20');
-  await sleep(300);
-  tmux('send-keys', '-t', session, 'stty size', 'Enter');
-  await waitFor(() => /20 80/.test(screen()), { what: 'the new size 20 80' });
-  tmux('send-keys', '-t', session, 'sleep 30', 'Enter');
-  await sleep(300);
+  await resizeAndCheck(session, 80, 20);
+  tmux('send-keys', '-t', session, 'sleep 31', 'Enter');
+  await waitForCommand(['sleep', '31']); // ^C before it runs would reach only the shell
   tmux('send-keys', '-t', session, 'C-c');
   await waitFor(() => /\^C/.test(screen()), { what: '^C echoed' });
   tmux('send-keys', '-t', session, 'exit 7', 'Enter');
@@ -62,12 +55,9 @@ t2('exec -it: a pty with the window size, ^C reaches the exec\'d process, the ex
   await waitFor(() => /35 110/.test(screen()), { what: 'stty size 35 110' });
   t.regex(screen(), /\/dev\/pts\/\d+/);
   t.notRegex(screen(), /pid=1\b/, 'the exec\'d shell is not the container\'s init');
-  tmux('resize-window', '-t', session, '-x', '75', '-y', '22');
-  await sleep(300);
-  tmux('send-keys', '-t', session, 'stty size', 'Enter');
-  await waitFor(() => /22 75/.test(screen()), { what: 'the new size 22 75' });
-  tmux('send-keys', '-t', session, 'sleep 30; echo after-sleep-$?', 'Enter');
-  await sleep(400);
+  await resizeAndCheck(session, 75, 22);
+  tmux('send-keys', '-t', session, 'sleep 32; echo after-sleep-$?', 'Enter');
+  await waitForCommand(['sleep', '32']);
   tmux('send-keys', '-t', session, 'C-c');
   await waitFor(() => /\^C/.test(screen()), { what: '^C echoed' });
   tmux('send-keys', '-t', session, 'exit 5', 'Enter');
