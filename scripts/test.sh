@@ -41,7 +41,16 @@ mkdir -p "$(dirname "$tap")"
 # left by a test worker that ava killed (timeout: its teardown never ran) can be swept
 # afterwards without touching anything of another run.
 # containers without --network stay off the host's network (test/network*.test.mjs make namespaces of their own)
-export TSRUN_DEFAULT_NETWORK="${TSRUN_DEFAULT_NETWORK:-none}"
+export TSRUN_DEFAULT_NETWORK=none
+# ...and the suite is checked for that: the host namespace's links, named namespaces, tsrun's
+# iptables rules (either backend) and ip_forward must be the same after the run as before.
+host_net() {
+  ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print "link " $2 }' | sort
+  ip netns list 2>/dev/null | awk '{ print "netns " $1 }' | sort
+  { iptables-save 2>/dev/null; iptables-legacy-save 2>/dev/null; } | grep TSRUN | sed 's/\[[0-9]*:[0-9]*\]//' | sort
+  echo "ip_forward $(cat /proc/sys/net/ipv4/ip_forward)"
+}
+host_net_before="$(host_net)"
 export TSRUN_TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/tsrun-test.XXXXXX")"
 chmod 755 "$TSRUN_TEST_TMP"   # user-namespaced containers must traverse it
 runtime="${TSRUN:-$repo/bin/tsrun}"
@@ -70,6 +79,13 @@ read -r passed failed skipped < <(awk '
   /^ok [0-9]+/     { if ($0 ~ /# (SKIP|skip)/) s++; else if ($0 ~ /# (TODO|todo)/) ; else p++; next }
   /^not ok [0-9]+/ { if ($0 ~ /# (TODO|todo)/) ; else f++; next }
   END { printf "%d %d %d\n", p, f, s }' "$tap")
+
+host_net_diff="$(diff <(echo "$host_net_before") <(host_net))"
+if [ -n "$host_net_diff" ]; then
+  echo "test.sh: FAILED: the suite changed the host's network namespace (< before, > after):" >&2
+  echo "$host_net_diff" >&2
+  failed=$((failed + 1))
+fi
 
 status=0
 if [ "$failed" -gt 0 ]; then status=1; fi

@@ -5,7 +5,7 @@ import test from 'ava';
 import { hasTmux, tmux, resizeAndCheck } from './helpers/tmux.mjs';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { uniqueId, tempDir, describe, tsrunOnly, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
+import { uniqueId, tempDir, describe, tsrunOnly, waitFor, sleep, tsrunCommand, withEngineImage } from './helpers/index.mjs';
 
 const t2 = tsrunOnly(test);
 const t3 = hasTmux ? t2 : test.skip;
@@ -83,7 +83,7 @@ t3('attach with a tty: window size, ctrl-p ctrl-q detaches (container keeps runn
   t.is(run.code, 0, describe(run));
   const session = uniqueId('att');
   const out = join(tempDir(t), 'exit');
-  const cmd = `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} attach ${name}`;
+  const cmd = `${tsrunCommand(root)} attach ${name}`;
   tmux('new-session', '-d', '-s', session, '-x', '90', '-y', '25', `${cmd}; echo EXIT=$? > ${out}; sleep 60`);
   t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
   const screen = () => tmux('capture-pane', '-t', session, '-p');

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { hasTmux, tmux, resizeAndCheck, waitForCommand } from './helpers/tmux.mjs';
-import { rt, newRoot, uniqueId, tempDir, ensureImage, TSRUN, tsrunOnly, waitFor, sleep, mountsUnder } from './helpers/index.mjs';
+import { rt, newRoot, uniqueId, tempDir, ensureImage, tsrunCommand, tsrunOnly, waitFor, sleep, mountsUnder } from './helpers/index.mjs';
 
 const t2 = hasTmux ? tsrunOnly(test) : test.skip;
 
@@ -18,7 +18,7 @@ t2('run -it: a pty with the window size, ^C reaches the container, the exit code
   const session = uniqueId('tty');
   const out = join(tempDir(t), 'exit');
   tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30',
-    `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} run --rm -it test/tty:1 sh; echo EXIT=$? > ${out}; sleep 60`);
+    `${tsrunCommand(root)} run --rm -it test/tty:1 sh; echo EXIT=$? > ${out}; sleep 60`);
   t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
   const screen = () => tmux('capture-pane', '-t', session, '-p');
   await waitFor(() => screen().includes('#'), { timeout: 20_000, what: 'the shell prompt' });
@@ -47,7 +47,7 @@ t2('exec -it: a pty with the window size, ^C reaches the exec\'d process, the ex
   const session = uniqueId('extty');
   const out = join(tempDir(t), 'exit');
   tmux('new-session', '-d', '-s', session, '-x', '110', '-y', '35',
-    `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} exec -it ${name} sh; echo EXIT=$? > ${out}; sleep 60`);
+    `${tsrunCommand(root)} exec -it ${name} sh; echo EXIT=$? > ${out}; sleep 60`);
   t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
   const screen = () => tmux('capture-pane', '-t', session, '-p');
   await waitFor(() => screen().includes('#'), { timeout: 20_000, what: 'the shell prompt' });
@@ -76,7 +76,7 @@ t2('stats on a terminal redraws in place (the screen is cleared before each tabl
   t.is((await r(['run', '-d', '--name', name, 'test/tty:1', 'sleep', '1000'])).code, 0);
   t.teardown(() => r(['rm', '-f', name]));
   const session = uniqueId('sttty');
-  tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '30', `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root} stats ${name}; sleep 60`);
+  tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '30', `${tsrunCommand(root)} stats ${name}; sleep 60`);
   t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
   const screen = () => tmux('capture-pane', '-t', session, '-p');
   await waitFor(() => screen().includes(name), { timeout: 15_000, what: 'the first table' });
@@ -97,7 +97,7 @@ t2('run -it: ctrl-p ctrl-q detaches and leaves the container running; attach get
   t.teardown(() => r(['rm', '-f', name]));
   const session = uniqueId('dettty');
   const out = join(tempDir(t), 'exit');
-  const tsrun = `env -u NODE_EXTRA_CA_CERTS ${TSRUN} --root ${root}`;
+  const tsrun = tsrunCommand(root);
   tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `${tsrun} run -it --name ${name} test/tty:1 sh; echo EXIT=$? > ${out}; sleep 60`);
   t.teardown(() => { try { tmux('kill-session', '-t', session); } catch { /* gone */ } });
   const screen = () => tmux('capture-pane', '-t', session, '-p');

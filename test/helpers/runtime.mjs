@@ -37,9 +37,18 @@ export const DEFAULT_CGROUP_PREFIX = process.env.TSRUN_CGROUP_PREFIX || (IS_TSRU
 export function childEnv(extra = {}) {
   // containers started by tests stay off the network unless a test says otherwise (the network
   // tests run tsrun inside a namespace of their own): the suite must not touch the host's network
-  const env = { TSRUN_DEFAULT_NETWORK: 'none', ...process.env, ...extra };
+  // (the caller's own TSRUN_DEFAULT_NETWORK does not count: only a test's `extra` does).
+  const env = { ...process.env, TSRUN_DEFAULT_NETWORK: 'none', ...extra };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
+}
+
+/**
+ * The runtime as a shell command line, with childEnv()'s settings, for commands that a test
+ * starts through a shell it does not spawn itself (tmux): `${tsrunCommand(root)} run -it ...`.
+ */
+export function tsrunCommand(root) {
+  return `env -u NODE_EXTRA_CA_CERTS TSRUN_DEFAULT_NETWORK=none ${TSRUN} --root ${root}`;
 }
 
 /**
