@@ -205,7 +205,9 @@ class Manager implements CgroupManager {
   private mkdirTree(dir: string, opts: { enableControllers?: boolean; cpuset?: boolean }): void {
     const root = this.rootOf(dir);
     const parts = dir.slice(root.length + 1).split('/').filter(Boolean);
-    // Retry when a concurrent destroy() removes a shared parent ("tsrun") between our mkdirs.
+    // Retry when a concurrent destroy() removes a shared parent ("tsrun") before our leaf exists
+    // (once it does, the parent cannot be removed): a mkdir under it fails with ENOENT, and a write
+    // into it (copyCpuset) with ENODEV, which is what a file of a removed cgroup answers.
     for (let attempt = 0; ; attempt++) {
       try {
         let cur = root;
@@ -219,7 +221,8 @@ class Manager implements CgroupManager {
         }
         return;
       } catch (err) {
-        if (errCode(err) === 'ENOENT' && attempt < 5) continue;
+        const code = errCode(err);
+        if ((code === 'ENOENT' || code === 'ENODEV') && attempt < 5) continue;
         throw err;
       }
     }
