@@ -280,6 +280,30 @@ t2('a detached container keeps its address and ports across restarts, and releas
   t.is((logs.stdout.match(/inet 172\.17\.0\.2\//g) ?? []).length, 3, logs.stdout);
 });
 
+t2('one root per network namespace: a second root is refused before it rewrites the first one\'s chains', async t => {
+  const env = await netEnv(t);
+  const web = await env.r(['run', '-d', '--name', 'web', '-p', '8080:80', 'test/bb:1', ...HTTPD]);
+  t.is(web.code, 0, describe(web));
+  const rules = () => natRules(env).split('\n').filter(l => l.startsWith('-A ')).join('\n');
+  const before = rules();
+  t.true(before.includes(`-A TSRUN-POSTROUTING -m comment --comment "tsrun-root=${env.root}"`), before);
+  const root2 = newRoot(t);
+  const r2 = args => env.inNs(env.host, TSRUN, ['--root', root2, ...args]);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  t.is((await r2(['import', tarball, 'test/bb:1'])).code, 0);
+  const res = await r2(['run', '--rm', '-p', '9090:80', 'test/bb:1', 'true']);
+  t.is(res.code, 125, describe(res));
+  t.regex(res.stderr, /^tsrun: network: the TSRUN iptables chains of this network namespace hold the rules of the tsrun root \S+, and writing \S+ would drop them: use --root \S+, --network none, or another network namespace\n$/);
+  t.is(rules(), before, 'the first root\'s rules are untouched');
+  await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).startsWith('remote='), { what: 'the first root\'s published port', timeout: 10_000 });
+  t.regex(await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?198\.51\.100\.2\]?$/, 'and its published port still answers');
+  t.deepEqual(readdirSync(join(root2, 'containers')).filter(n => !n.startsWith('.')), [], 'the refused container is gone');
+  t.deepEqual(existsSync(join(root2, 'netns')) ? readdirSync(join(root2, 'netns')) : [], [], 'and its network namespace');
+  t.notRegex(env.inHost('ip', ['-o', 'link']), new RegExp(`veth.*master tsrun0.*\n.*veth.*master tsrun0`), 'one veth on the bridge: web\'s');
+  t.is((await r2(['run', '--rm', '--network', 'none', 'test/bb:1', 'true'])).code, 0, '--network none is not affected');
+});
+
 t2('iptables backends: a namespace whose rules are in iptables-legacy gets tsrun\'s there too', async t => {
   const env = await netEnv(t);
   // a "host" firewall kept with iptables-legacy
@@ -339,12 +363,13 @@ t2('MTU: network create -o com.docker.network.driver.mtu=N sets the bridge, both
   const other = newRoot(t);
   const viaEnv = await env.inNs(env.host, TSRUN, ['--root', other, 'network', 'inspect', '-f', '{{json .Options}}', 'bridge'], { env: { TSRUN_MTU: '65000' } });
   t.regex(viaEnv.stdout, /"com.docker.network.driver.mtu":"65000"/, describe(viaEnv));
+  // a network is made, so in a namespace of its own: one root's chains per namespace (the "outside" one has none)
   const third = newRoot(t);
   (await import('node:fs')).writeFileSync(join(third, 'daemon.json'), '{"mtu": 1400}\n');
-  const viaFile = await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'create', 'n1400']);
+  const viaFile = await env.inNs(env.out, TSRUN, ['--root', third, 'network', 'create', 'n1400']);
   t.is(viaFile.code, 0, describe(viaFile));
-  t.is((await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'inspect', '-f', '{{index .Options "com.docker.network.driver.mtu"}}', 'n1400'])).stdout.trim(), '1400');
-  await env.inNs(env.host, TSRUN, ['--root', third, 'network', 'rm', 'n1400']);
+  t.is((await env.inNs(env.out, TSRUN, ['--root', third, 'network', 'inspect', '-f', '{{index .Options "com.docker.network.driver.mtu"}}', 'n1400'])).stdout.trim(), '1400');
+  await env.inNs(env.out, TSRUN, ['--root', third, 'network', 'rm', 'n1400']);
 });
 
 t2('stats: NET I/O counts the bytes of the container\'s interfaces (not lo)', async t => {

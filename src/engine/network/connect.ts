@@ -4,8 +4,7 @@ import { TsrunError } from '../../runtime/errors';
 import * as st from './store';
 import { intToIp, parseCidr, macFor } from './addr';
 import { ipBatch, ipBatchQuiet } from './exec';
-import { applyPorts } from './firewall';
-import { locked, applyAll, rulesCurrent, ensureBridge, resolveNetwork, defaultNetworkLocked } from './networks';
+import { locked, applyAll, rulesCurrent, portsGone, ensureBridge, resolveNetwork, defaultNetworkLocked } from './networks';
 import { allocate, vethName } from './ipam';
 import { ensureResolver } from './resolver';
 import { writeFiles } from './files';
@@ -71,7 +70,7 @@ export function disconnect(root: string, c: { id: string; name: string; net?: Ne
       ipBatchQuiet([`link del ${e.veth}`]);
       const updated = { ...a, endpoints: a.endpoints.filter((x) => x !== e) };
       st.saveAttachment(root, updated);
-      if (a.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
+      if (a.ports.length) portsGone(root);
       writeFiles(root, c, next, updated);
     }
     return next;

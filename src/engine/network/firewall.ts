@@ -10,12 +10,14 @@
 // The chains' contents are a pure function of the state on disk (networks + attachments), written
 // whole by one `iptables-restore --noflush` (declaring a chain flushes it): atomic, idempotent, and a
 // crash half-way is repaired by the next write. Jumps from the built-in chains are added when missing.
+// The chains are one state root's: TSRUN-POSTROUTING starts with a comment rule naming it, and
+// another root (whose whole rewrite would drop the first one's rules) is refused while it has networks.
 import fs = require('fs');
 import path = require('path');
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
 import { trace } from '../../runtime/trace';
-import type { Attachment, NetworkRecord } from './store';
+import { listNetworks, type Attachment, type NetworkRecord } from './store';
 
 let chosen: 'legacy' | 'nft' | '' | undefined;
 
@@ -95,9 +97,9 @@ export function portRules(networks: NetworkRecord[], atts: Attachment[]): string
   return out;
 }
 
-function save(table?: string): string {
-  const saved = spawnSync(bin('save'), table ? ['-t', table] : [], { encoding: 'utf8' });
-  trace(`net: iptables-save ${table ?? ''}`);
+function save(): string {
+  const saved = spawnSync(bin('save'), [], { encoding: 'utf8' });
+  trace('net: iptables-save');
   if (saved.error || saved.status !== 0) {
     throw new TsrunError(`iptables: ${bin('save')}: ${saved.error?.message ?? saved.stderr.trim()}`, 125);
   }
@@ -119,24 +121,31 @@ function tableLines(saved: string, table: string): string[] {
 
 /**
  * Only the published ports changed: rewrite chain TSRUN alone (one small restore; iptables-nft
- * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). `known`: the rest
- * is known to be in place (the caller read the marker that applyAll writes), or rules only go away;
- * otherwise `iptables-save -t nat` checks, and everything is written when something is missing.
+ * spends ~10 ms per restore that touches MASQUERADE, addrtype or conntrack rules). The callers know
+ * the rest is in place: they read the marker that applyAll writes, or rules only go away.
  */
-export function applyPorts(networks: NetworkRecord[], atts: Attachment[], known = false): void {
-  if (!known) {
-    const nat = tableLines(save('nat'), 'nat');
-    const whole = JUMPS.nat.every((j) => nat.includes(j)) && nat.some((l) => l.startsWith('-A TSRUN-POSTROUTING '));
-    if (!whole) { applyFirewall(networks, atts); return; }
-  }
+export function applyPorts(networks: NetworkRecord[], atts: Attachment[]): void {
   restore(['*nat', ':TSRUN - [0:0]', ...portRules(networks, atts), 'COMMIT']);
 }
 
-/** Write all of tsrun's chains from the state; with no network left, remove the chains and their jumps. */
-export function applyFirewall(networks: NetworkRecord[], atts: Attachment[]): void {
+const OWNER = /^-A TSRUN-POSTROUTING -m comment --comment "?tsrun-root=([^"]*)"?$/m;
+
+/** The root whose rules this namespace's chains hold (undefined: none, or a root without networks left). */
+function liveOwner(saved: string): string | undefined {
+  const owner = OWNER.exec(tableLines(saved, 'nat').join('\n'))?.[1];
+  return owner && fs.existsSync(owner) && listNetworks(owner).length ? owner : undefined;
+}
+
+/** Write all of tsrun's chains from `root`'s state; with no network left, remove the chains and their jumps. */
+export function applyFirewall(root: string, networks: NetworkRecord[], atts: Attachment[]): void {
   const saved = save();
+  const owner = liveOwner(saved);
+  if (owner && path.resolve(owner) !== path.resolve(root)) {
+    throw new TsrunError(`network: the TSRUN iptables chains of this network namespace hold the rules of the tsrun root ${owner}, and writing ${path.resolve(root)}'s would drop them: use --root ${owner}, --network none, or another network namespace`, 125);
+  }
   const { nat, filter } = networkRules(networks);
   nat.unshift(...portRules(networks, atts));
+  nat.unshift(`-A TSRUN-POSTROUTING -m comment --comment "tsrun-root=${path.resolve(root).replace(/"/g, '?')}"`);
   const empty = networks.length === 0;
   const out: string[] = [];
   const table = (name: 'nat' | 'filter', chains: string[], rules: string[]) => {

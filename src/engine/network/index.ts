@@ -21,7 +21,7 @@ import { ipBatch, ipBatchQuiet } from './exec';
 import { applyPorts } from './firewall';
 import { allocatePorts } from './ports';
 import { hostsText, resolvText, writeInPlace, writeFiles } from './files';
-import { locked, applyAll, rulesCurrent, ensureBridge, resolveNetwork } from './networks';
+import { locked, applyAll, rulesCurrent, portsGone, ensureBridge, resolveNetwork } from './networks';
 import { allocate, vethName } from './ipam';
 import { ensureResolver } from './resolver';
 import type { NetConfig } from './config';
@@ -90,7 +90,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
     try {
       plumb(a);
       if (rulesChanged || !rulesCurrent(root)) applyAll(root);
-      else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
+      else if (ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root));
       for (const n of resolvers) ensureResolver(root, n);
     } catch (e) {
       detachLocked(root, c.id, false);
@@ -136,7 +136,7 @@ function detachLocked(root: string, id: string, stopped: boolean): void {
   unmountNetns(st.netnsPath(root, id));
   trace('net: namespace unmounted');
   st.deleteAttachment(root, id);
-  if (a?.ports.length) applyPorts(st.listNetworks(root), st.listAttachments(root), true);
+  if (a?.ports.length) portsGone(root);
 }
 
 function unmountNetns(file: string): void {

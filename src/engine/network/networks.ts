@@ -5,7 +5,7 @@ import { TsrunError } from '../../runtime/errors';
 import * as st from './store';
 import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange, isIPv4, type Subnet } from './addr';
 import { ipBatch, ipBatchQuiet, ipJSON } from './exec';
-import { applyFirewall, chooseBackend } from './firewall';
+import { applyFirewall, applyPorts, chooseBackend } from './firewall';
 import { stopResolver } from './resolver';
 
 /** The lock, and the iptables backend for this namespace chosen before any rule is written. */
@@ -23,7 +23,7 @@ export function locked<T>(root: string, fn: () => T): T {
  */
 export function applyAll(root: string): void {
   const nets = st.listNetworks(root);
-  applyFirewall(nets, st.listAttachments(root));
+  applyFirewall(root, nets, st.listAttachments(root));
   try { fs.writeFileSync(rulesMarker(root), rulesKey(nets)); } catch { /* written next time */ }
 }
 
@@ -35,6 +35,15 @@ function rulesMarker(root: string): string {
 
 function rulesKey(nets: st.NetworkRecord[]): string {
   return nets.map((n) => `${n.id} ${n.bridge} ${n.subnet} ${n.internal}`).sort().join('\n');
+}
+
+/**
+ * Published ports went away: chain TSRUN rewritten alone, if this root's rules are the ones in this
+ * namespace's chains (the marker); if not (refused as a second root, or never written), left to
+ * the next applyAll, which writes everything from the state.
+ */
+export function portsGone(root: string): void {
+  if (rulesCurrent(root)) applyPorts(st.listNetworks(root), st.listAttachments(root));
 }
 
 export function rulesCurrent(root: string): boolean {
