@@ -46,6 +46,31 @@ test('create blocks before the user process; start runs it; kill; delete', async
   assertClean(t, { root, id, bundle: b.dir });
 });
 
+test('start waits for an init that is slow to open its end of the fifo; a second start is refused', async t => {
+  // On a loaded machine the init can take long to be scheduled after start opens the fifo
+  // (CI: 50 containers at once). A stopped init is the extreme case: start must wait, not call
+  // it dead.
+  const root = newRoot(t);
+  const r = rt(root);
+  const id = uniqueId();
+  const b = await makeBundle(t, { readonly: false, args: ['/bin/sh', '-c', 'echo started > /marker; exec /probe pause'] });
+  const c = await r(['create', '--bundle', b.dir, id]);
+  t.is(c.code, 0, describe(c));
+  const { pid } = await getState(r, id);
+  process.kill(pid, 'SIGSTOP');
+  const started = r(['start', id]);
+  await sleep(400);
+  process.kill(pid, 'SIGCONT');
+  const s = await started;
+  t.is(s.code, 0, describe(s));
+  await waitFor(() => existsSync(join(b.rootfs, 'marker')), { what: 'marker written by the started process' });
+  const again = await r(['start', id]);
+  t.not(again.code, 0, describe(again));
+  t.regex(again.stderr, /already|running/);
+  await r(['delete', '--force', id]);
+  assertClean(t, { root, id, bundle: b.dir });
+});
+
 test('kill accepts a signal number; delete refuses a running container without --force', async t => {
   const root = newRoot(t);
   const r = rt(root);

@@ -351,19 +351,26 @@ export function start(root: string, id: string): void {
   }
   const buf = Buffer.alloc(1);
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; ; i++) {
-    let n = -1;
+  const take = (): boolean => {
     try {
-      n = fs.readSync(fd, buf, 0, 1, null);
+      return fs.readSync(fd, buf, 0, 1, null) === 1;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      return false;
     }
-    if (n === 1) break;
-    if ((n === 0 && i > 50) || !store.isAlive(rec)) {
+  };
+  // A read of 0 (EOF) only says that no writer holds the fifo right now: the init opens its end
+  // when it is next scheduled after our open, which on a loaded machine can take long (CI: 50
+  // containers starting at once). So wait for as long as the init lives and the fifo exists
+  // (another `start` that took the byte removes it), as runc does.
+  for (let i = 0; !take(); i++) {
+    const dead = !store.isAlive(rec);
+    if (dead && take()) break; // wrote its byte, then exited: the byte stays in the pipe while we hold it
+    if (dead || !fs.existsSync(fifo)) {
       fs.closeSync(fd);
-      throw new TsrunError(`cannot start container ${id}: its init process exited before start`);
+      throw new TsrunError(dead ? `cannot start container ${id}: its init process exited before start` : `cannot start container ${id}: it has already started`);
     }
-    Atomics.wait(sleeper, 0, 0, 1);
+    Atomics.wait(sleeper, 0, 0, Math.min(1 + (i >> 4), 10));
   }
   fs.closeSync(fd);
   fs.rmSync(fifo, { force: true });
