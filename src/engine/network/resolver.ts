@@ -29,7 +29,11 @@ export function ensureResolver(root: string, n: st.NetworkRecord): void {
     { detached: true, stdio: 'ignore', env });
   child.unref();
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; i < 300 && !resolverAlive(root, n); i++) Atomics.wait(sleeper, 0, 0, 10);
+  // Wait while the child lives (a Node start can take seconds on a loaded machine), 30 s at most.
+  const exited = (): boolean => {
+    try { return /^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8')); } catch { return true; }
+  };
+  for (let i = 0; i < 3000 && !resolverAlive(root, n) && !exited(); i++) Atomics.wait(sleeper, 0, 0, 10);
   if (!resolverAlive(root, n)) throw new TsrunError(`network ${n.name}: the DNS resolver did not start on ${n.gateway}:53`, 125);
 }
 
