@@ -336,6 +336,40 @@ t2('the default bridge takes TSRUN_BRIDGE_SUBNET, or the next free subnet when 1
   t.is(cfg.stdout.trim(), '[{"Subnet":"10.123.0.0/24","Gateway":"10.123.0.1"}]', describe(cfg));
 });
 
+t2('a tsrun0 left behind by a deleted root is adopted with its address; one without an address gets the gateway', async t => {
+  const env = await netEnv(t);
+  await whoamiServer(t, env, env.out, 9000);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  const other = async (root) => {
+    const r = args => env.inNs(env.host, TSRUN, ['--root', root, ...args]);
+    t.is((await r(['import', tarball, 'test/bb:1'])).code, 0);
+    return r;
+  };
+  const outbound = ['run', '--rm', 'test/bb:1', 'sh', '-c', 'ip -o -4 addr show eth0; nc -w 3 198.51.100.2 9000'];
+  // a root makes the bridge, then its state is deleted without tsrun (rm -rf)
+  const gone = newRoot(t);
+  const first = await (await other(gone))(outbound);
+  t.is(first.code, 0, describe(first));
+  rmSync(gone, { recursive: true, force: true });
+  t.regex(env.inHost('ip', ['-o', '-4', 'addr', 'show', 'tsrun0']), /inet 172\.17\.0\.1\/16/);
+  // the next root takes the bridge with its subnet (it used to pick 172.18/16 and leave tsrun0 at .17)
+  const res = await env.r(outbound);
+  t.is(res.code, 0, describe(res));
+  t.regex(res.stdout, /inet 172\.17\.0\.2\/16/);
+  t.is(res.stdout.trim().split('\n').pop(), '198.51.100.1', 'outbound NAT through the adopted bridge');
+  t.is(JSON.parse((await env.r(['network', 'inspect', 'bridge'])).stdout)[0].IPAM.Config[0].Gateway, '172.17.0.1');
+  // a bare tsrun0 (no address, down) left by something else: the gateway is added, the link set up
+  const bare = newRoot(t);
+  rmSync(env.root, { recursive: true, force: true });
+  env.inHost('ip', ['link', 'del', 'tsrun0']);
+  env.inHost('ip', ['link', 'add', 'tsrun0', 'type', 'bridge']);
+  const again = await (await other(bare))(outbound);
+  t.is(again.code, 0, describe(again));
+  t.is(again.stdout.trim().split('\n').pop(), '198.51.100.1');
+  t.regex(env.inHost('ip', ['-o', '-4', 'addr', 'show', 'tsrun0']), /inet 172\.17\.0\.1\/16/);
+});
+
 t2('MTU: network create -o com.docker.network.driver.mtu=N sets the bridge, both veth ends and eth0; TSRUN_MTU and daemon.json set the default; bad values refused', async t => {
   const env = await netEnv(t);
   const bad = await env.r(['network', 'create', '-o', 'com.docker.network.driver.mtu=40', 'nbad']);

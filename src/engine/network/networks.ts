@@ -69,7 +69,8 @@ function hostRoutes(ours: Set<string>): Subnet[] {
 
 export function pickSubnet(root: string, want?: string): string {
   const nets = st.listNetworks(root);
-  const taken = [...nets.map((n) => parseCidr(n.subnet)), ...hostRoutes(new Set(nets.map((n) => n.bridge)))];
+  // tsrun0 is tsrun's by name: a route on it is the default bridge's, never someone else's
+  const taken = [...nets.map((n) => parseCidr(n.subnet)), ...hostRoutes(new Set([st.DEFAULT_BRIDGE, ...nets.map((n) => n.bridge)]))];
   for (const c of want ? [want, ...CANDIDATES] : CANDIDATES) {
     const s = parseCidr(c);
     if (!taken.some((t) => overlaps(t, s))) return formatCidr(s);
@@ -104,16 +105,36 @@ export function defaultMtu(root: string): number | undefined {
 export function defaultNetworkLocked(root: string): st.NetworkRecord {
   const found = st.listNetworks(root).find((n) => n.isDefault);
   if (found) return found;
-  const subnet = pickSubnet(root, process.env.TSRUN_BRIDGE_SUBNET || '172.17.0.0/16');
+  // A tsrun0 that is already there (its root's state was deleted) keeps its address, as dockerd
+  // adopts an existing docker0's; TSRUN_BRIDGE_SUBNET overrides.
+  const left = process.env.TSRUN_BRIDGE_SUBNET ? undefined : bridgeAddress(st.DEFAULT_BRIDGE);
+  const subnet = left ? formatCidr(parseCidr(`${left.local}/${left.prefixlen}`)) : pickSubnet(root, process.env.TSRUN_BRIDGE_SUBNET || '172.17.0.0/16');
   const s = parseCidr(subnet);
   const n: st.NetworkRecord = {
     id: st.newNetworkId(), name: 'bridge', driver: 'bridge', bridge: st.DEFAULT_BRIDGE, subnet,
-    gateway: intToIp(hostRange(s)[0]), created: new Date().toISOString(), internal: false, dns: false, labels: {}, isDefault: true,
+    gateway: left?.local ?? intToIp(hostRange(s)[0]), created: new Date().toISOString(), internal: false, dns: false, labels: {}, isDefault: true,
   };
   const mtu = defaultMtu(root);
   if (mtu) n.mtu = mtu;
   st.saveNetwork(root, n);
+  // its later uses take the bridge as they find it (ensureBridge's fast path): set it right now
+  if (bridgeExists(n.bridge)) ensureBridge(n, true);
   return n;
+}
+
+function bridgeExists(dev: string): boolean {
+  // /proc/sys/net shows the links of the reader's namespace: a stat instead of an `ip` process
+  return fs.existsSync(`/proc/sys/net/ipv4/conf/${dev}`);
+}
+
+/** The first IPv4 address of an existing link, or undefined. */
+function bridgeAddress(dev: string): { local: string; prefixlen: number } | undefined {
+  if (!bridgeExists(dev)) return undefined;
+  try {
+    return ipJSON<{ addr_info?: { family: string; local: string; prefixlen: number }[] }[]>(['-4', 'addr', 'show', 'dev', dev])[0]?.addr_info?.find((a) => a.family === 'inet');
+  } catch {
+    return undefined;
+  }
 }
 
 export function createNetwork(root: string, o: { name: string; subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string>; mtu?: number }): st.NetworkRecord {
@@ -169,10 +190,12 @@ export function removeNetwork(root: string, key: string): st.NetworkRecord {
   });
 }
 
-/** The bridge, its address, up; forwarding on; route_localnet (localhost:PORT → container). Returns true if it made the bridge. */
-export function ensureBridge(n: st.NetworkRecord): boolean {
-  // /proc/sys/net shows the links of the reader's namespace: a stat instead of an `ip` process
-  if (fs.existsSync(`/proc/sys/net/ipv4/conf/${n.bridge}`)) {
+/**
+ * The bridge, its address, up; forwarding on; route_localnet (localhost:PORT → container). Returns
+ * true if it made the bridge. An existing link is taken as it is unless `check`.
+ */
+export function ensureBridge(n: st.NetworkRecord, check = false): boolean {
+  if (!check && bridgeExists(n.bridge)) {
     sysctl('/proc/sys/net/ipv4/ip_forward', '1');
     return false;
   }
