@@ -75,6 +75,30 @@ async function get(env, ns, url) {
   return res.stdout.trim();
 }
 
+/** An A query over TCP (length-prefixed) from namespace ns: 'rcode=N ip ip..' or 'ERR ...'. */
+async function dnsTcp(env, ns, server, name) {
+  const res = await env.inNs(ns, process.execPath, ['-e', `
+    const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...${JSON.stringify(name)}.split('.').map(l => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const c = require('net').connect(53, ${JSON.stringify(server)}, () => { const l = Buffer.alloc(2); l.writeUInt16BE(q.length); c.write(Buffer.concat([l, q])); });
+    let b = Buffer.alloc(0);
+    c.on('data', d => {
+      b = Buffer.concat([b, d]);
+      if (b.length < 2 || b.length < 2 + b.readUInt16BE(0)) return;
+      const r = b.subarray(2), n = r.readUInt16BE(6), ips = [];
+      for (let i = 0; i < n; i++) { const o = r.length - 16 * (n - i); ips.push([...r.subarray(o + 12, o + 16)].join('.')); }
+      console.log(['rcode=' + (r[3] & 15), ...ips].join(' '));
+      c.end();
+    });
+    c.on('error', e => console.log('ERR ' + e.code));
+    setTimeout(() => { console.log('ERR timeout'); process.exit(); }, 5000).unref();`]);
+  return res.stdout.trim();
+}
+
+/** The resolver processes of a root. */
+const resolversOf = root => readdirSync('/proc').filter(p => /^\d+$/.test(p)).filter(p => {
+  try { const c = readFileSync(`/proc/${p}/cmdline`, 'utf8'); return c.includes('dns-serve') && c.includes(root); } catch { return false; }
+});
+
 const HTTPD = ['sh', '-c', 'mkdir -p /www/cgi-bin; printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho remote=\\$REMOTE_ADDR\\n" > /www/cgi-bin/r; chmod +x /www/cgi-bin/r; exec httpd -f -p 80 -h /www'];
 
 const natRules = env => env.inHost('iptables-save', ['-t', 'nat']);
@@ -161,6 +185,12 @@ t2('user networks: names and aliases resolve through the embedded DNS, networks 
   t.is(q.code, 0, describe(q));
   t.is((q.stdout.match(/Address: 172\.18\.0\.2/g) ?? []).length, 2, q.stdout);
   t.regex(q.stdout, /1 packets received/);
+  // one resolver for the root, on both networks' gateways, over UDP and TCP
+  t.is(resolversOf(env.root).length, 1, 'one resolver process for all the networks of a root');
+  const tcp = env.inHost('ss', ['-tlnH']);
+  t.regex(tcp, /172\.18\.0\.1:53\b/);
+  t.regex(tcp, /10\.99\.0\.254:53\b/);
+  t.is(await dnsTcp(env, env.host, '172.18.0.1', 'database'), 'rcode=0 172.18.0.2', 'a name answered over TCP');
   const iso = await env.r(['run', '--rm', '--network', 'n1', 'test/bb:1', 'ping', '-c1', '-W1', '10.99.0.50']);
   t.not(iso.code, 0, `n1 reached n2:\n${describe(iso)}`);
   const same = await env.r(['run', '--rm', '--network', 'n2', 'test/bb:1', 'ping', '-c1', '-W2', '10.99.0.50']);
@@ -190,7 +220,9 @@ t2('user networks: names and aliases resolve through the embedded DNS, networks 
   t.is(rm.code, 0, describe(rm));
   await vethsGone(t, env, /tsbr-|veth/);
   t.notRegex(env.inHost('iptables-save', []), /tsbr-/);
-  t.notRegex(env.inHost('ss', ['-ulnp']), /:53\b/, 'the resolvers went with their networks');
+  t.notRegex(env.inHost('ss', ['-ulnp']), /:53\b/, 'the resolver went with the networks');
+  t.notRegex(env.inHost('ss', ['-tlnp']), /:53\b/);
+  t.deepEqual(resolversOf(env.root), [], 'and exited with the last one');
 });
 
 t2('--network none, host and container:NAME', async t => {
@@ -431,6 +463,21 @@ t2('rename: a running container answers to its new name on its user network, not
   await sleep(300); // the resolver reloads the attachments when their directory changes
   const q = await env.r(['run', '--rm', '--network', 'nr', 'test/bb:1', 'sh', '-c', 'nslookup after >/dev/null && echo new-ok; nslookup before >/dev/null || echo old-gone']);
   t.is(q.stdout.trim(), 'new-ok\nold-gone', describe(q));
+});
+
+t2('a killed resolver is started again by the next container on its network (a zombie counts as gone)', async t => {
+  const env = await netEnv(t);
+  t.is((await env.r(['network', 'create', 'nk'])).code, 0);
+  t.is((await env.r(['run', '-d', '--name', 'peer', '--network', 'nk', 'test/bb:1', 'sleep', '60'])).code, 0);
+  const [pid] = resolversOf(env.root);
+  t.truthy(pid, 'a resolver runs');
+  process.kill(Number(pid), 'SIGKILL');
+  // not our child: whoever reaps orphans may leave it a zombie a while, with its pid and start time
+  await waitFor(() => { try { return /^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return true; } }, { what: 'the resolver to die' });
+  const q = await env.r(['run', '--rm', '--network', 'nk', 'test/bb:1', 'nslookup', 'peer']);
+  t.is(q.code, 0, describe(q));
+  t.regex(q.stdout, /Name:\s+peer\nAddress: 172\.\d+\.0\.2/);
+  t.is(resolversOf(env.root).length, 1);
 });
 
 t2('--dns on a user network: the embedded resolver forwards the names it does not know to that server', async t => {

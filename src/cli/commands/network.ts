@@ -1,4 +1,4 @@
-// docker network create/ls/inspect/rm/prune/connect/disconnect (and the hidden dns-serve of a network's resolver).
+// docker network create/ls/inspect/rm/prune/connect/disconnect (and the hidden dns-serve: the root's resolver).
 import crypto = require('crypto');
 import { parse, str, type Globals } from '../args';
 import { TsrunError } from '../../runtime/errors';
@@ -19,7 +19,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     case 'prune': return prune(rest, g);
     case 'connect': return connect(rest, g);
     case 'disconnect': return disconnect(rest, g);
-    case 'dns-serve': net.serveDns(g.root, rest[0]); return new Promise(() => { /* serves until SIGTERM */ });
+    case 'dns-serve': net.serveDns(g.root); return new Promise(() => { /* serves until SIGTERM */ });
     // the supervisor, once its container stopped for good (not a restart)
     case 'release': net.release(g.root, rest[0], process.ppid); return 0;
     default:

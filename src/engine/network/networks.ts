@@ -6,7 +6,7 @@ import * as st from './store';
 import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange, isIPv4, type Subnet } from './addr';
 import { ipBatch, ipBatchQuiet, ipJSON } from './exec';
 import { applyFirewall, applyPorts, chooseBackend } from './firewall';
-import { stopResolver } from './resolver';
+import { releaseResolver } from './resolver';
 
 /** The lock, and the iptables backend for this namespace chosen before any rule is written. */
 export function locked<T>(root: string, fn: () => T): T {
@@ -182,8 +182,8 @@ export function removeNetwork(root: string, key: string): st.NetworkRecord {
     if (n.isDefault) throw new TsrunError(`bridge is a pre-defined network and cannot be removed`, 1);
     const users = st.listAttachments(root).filter((a) => st.ownerAlive(a) && a.endpoints.some((e) => e.networkId === n.id));
     if (users.length) throw new TsrunError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${users.map((u) => u.name).join(', ')})`, 1);
-    stopResolver(root, n);
     st.deleteNetworkRecord(root, n.id);
+    if (n.dns) releaseResolver(root);
     ipBatchQuiet([`link del ${n.bridge}`]);
     applyAll(root);
     return n;

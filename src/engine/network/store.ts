@@ -136,6 +136,18 @@ export function procStart(pid: number): string | undefined {
   }
 }
 
+/** pid is the process that started at `start` and has not exited (a zombie waiting for its reaper has). */
+export function procAlive(pid: number, start: string): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return f[19] === start && f[0] !== 'Z' && f[0] !== 'X';
+  } catch {
+    return false;
+  }
+}
+
 export function ownerAlive(a: Attachment): boolean {
-  return a.owner.pid > 0 && procStart(a.owner.pid) === a.owner.start;
+  return procAlive(a.owner.pid, a.owner.start);
 }
