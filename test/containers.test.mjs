@@ -288,3 +288,44 @@ t2('exec NAME: stdin only with -i (docker), /dev/null otherwise', async t => {
   const yes = await r(['exec', '-i', name, 'cat'], { input: 'typed\n' });
   t.is(yes.stdout, 'typed\n');
 });
+
+t2('`container SUBCOMMAND`: docker\'s long forms reach the same commands (ls/list, run, exec, top, port, pause, commit, stop, start, kill, logs, rm, prune)', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('long');
+  const run = await r(['container', 'run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000']);
+  t.is(run.code, 0, describe(run));
+  const id = run.stdout.trim();
+  for (const ls of ['ls', 'list', 'ps']) {
+    const res = await r(['container', ls, '--format', '{{.Names}} {{.Status}}']);
+    t.is(res.code, 0, describe(res));
+    t.regex(res.stdout, new RegExp(`^${name} Up `, 'm'), `container ${ls}`);
+  }
+  const ex = await r(['container', 'exec', name, 'sh', '-c', 'echo in; exit 3']);
+  t.is(ex.code, 3, describe(ex));
+  t.is(ex.stdout, 'in\n');
+  const top = await r(['container', 'top', name]);
+  t.is(top.code, 0, describe(top));
+  t.regex(top.stdout, /sleep 1000/);
+  const port = await r(['container', 'port', name]);
+  t.is(port.code, 0, describe(port));
+  t.is((await r(['container', 'pause', name])).code, 0);
+  t.is(JSON.parse((await r(['container', 'inspect', name])).stdout)[0].State.Status, 'paused');
+  t.is((await r(['container', 'unpause', name])).code, 0);
+  const commit = await r(['container', 'commit', name, 'test/long:1']);
+  t.is(commit.code, 0, describe(commit));
+  t.regex(commit.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  t.is((await r(['container', 'stop', '-t', '1', name])).code, 0);
+  t.is((await r(['container', 'start', name])).code, 0);
+  t.is((await r(['container', 'kill', name])).code, 0);
+  t.is((await r(['container', 'logs', name])).code, 0);
+  const prune = await r(['container', 'prune', '-f']);
+  t.is(prune.code, 0, describe(prune));
+  t.true(prune.stdout.includes(id), prune.stdout);
+  t.is((await r(['container', 'rm', name])).code, 1, 'pruned already');
+  const created = await r(['container', 'create', '--name', name, 'test/long:1', 'true']);
+  t.is(created.code, 0, describe(created));
+  t.is((await r(['container', 'rm', name])).code, 0);
+  const bad = await r(['container', 'frobnicate']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^tsrun: container: unknown subcommand "frobnicate" \(attach, commit, cp, create, .*\)\n$/);
+});

@@ -91,3 +91,24 @@ t2('image events: tag, untag, delete', async t => {
   const id = lines[0].split(' ')[2];
   t.true(lines.every(l => l.endsWith(id)), 'the same image id');
 });
+
+t2('volume events: create and destroy (named, and an anonymous one that goes with its --rm container); --filter volume=', async t => {
+  const { r } = await withEngineImage(t);
+  const v = uniqueId('vol');
+  t.is((await r(['volume', 'create', v])).code, 0);
+  t.is((await r(['run', '--rm', '-v', `${v}:/data`, '-v', '/anon', 'test/bb:1', 'true'])).code, 0);
+  t.is((await r(['volume', 'rm', v])).code, 0);
+  const res = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}']);
+  t.is(res.code, 0, describe(res));
+  const lines = res.stdout.trim().split('\n');
+  t.is(lines.length, 4, res.stdout);
+  t.is(lines[0], `create ${v} local`);
+  t.regex(lines[1], /^create [0-9a-f]{64} local$/);
+  t.is(lines[2].replace(/ [0-9a-f]{64} /, ' ANON '), 'destroy ANON local', 'the anonymous volume goes with the --rm container');
+  t.is(lines[3], `destroy ${v} local`);
+  const one = await r(['events', '--since', '1m', '--until', '0s', '--filter', `volume=${v}`, '--format', '{{.Type}} {{.Action}}']);
+  t.is(one.stdout, 'volume create\nvolume destroy\n');
+  const bad = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'colour=red']);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /invalid filter 'colour'/);
+});

@@ -480,6 +480,27 @@ t2('a killed resolver is started again by the next container on its network (a z
   t.is(resolversOf(env.root).length, 1);
 });
 
+t2('network events: create, connect and disconnect (run, network connect/disconnect), destroy; --filter network=', async t => {
+  const env = await netEnv(t);
+  t.is((await env.r(['network', 'create', 'nev'])).code, 0);
+  const run = await env.r(['run', '-d', '--name', 'evc', '--network', 'nev', 'test/bb:1', 'sleep', '60']);
+  t.is(run.code, 0, describe(run));
+  const id = run.stdout.trim();
+  t.is((await env.r(['network', 'connect', 'bridge', 'evc'])).code, 0);
+  t.is((await env.r(['network', 'disconnect', 'bridge', 'evc'])).code, 0);
+  t.is((await env.r(['rm', '-f', 'evc'])).code, 0);
+  t.is((await env.r(['network', 'rm', 'nev'])).code, 0);
+  const fmt = ['--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}'];
+  const all = await env.r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=network', ...fmt]);
+  t.is(all.code, 0, describe(all));
+  t.deepEqual(all.stdout.trim().split('\n'), [
+    'create nev <no value> bridge', `connect nev ${id} bridge`, `connect bridge ${id} bridge`, `disconnect bridge ${id} bridge`,
+    `disconnect nev ${id} bridge`, 'destroy nev <no value> bridge',
+  ]);
+  const one = await env.r(['events', '--since', '1m', '--until', '0s', '--filter', 'network=nev', '--format', '{{.Action}}']);
+  t.is(one.stdout, 'create\nconnect\ndisconnect\ndestroy\n');
+});
+
 t2('--dns on a user network: the embedded resolver forwards the names it does not know to that server', async t => {
   const env = await netEnv(t);
   // a DNS server in the outside world that answers every A query with 192.0.2.99

@@ -47,7 +47,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   rename: () => ({ default: (a: string[], g: Globals) => engineCommand('rename', a, g) }),
   top: () => ({ default: (a: string[], g: Globals) => engineCommand('top', a, g) }),
   stats: () => ({ default: (a: string[], g: Globals) => engineCommand('stats', a, g) }),
-  container: () => ({ default: (a: string[], g: Globals) => engineCommand('container', a, g) }),
+  container: () => ({ default: containerCommand }),
   cp: () => ({ default: (a: string[], g: Globals) => engineCommand('cp', a, g) }),
   attach: () => ({ default: (a: string[], g: Globals) => engineCommand('attach', a, g) }),
   volume: () => ({ default: (a: string[], g: Globals) => engineCommand('volume', a, g) }),
@@ -59,6 +59,24 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   port: () => ({ default: (a: string[], g: Globals) => engineCommand('port', a, g) }),
   unpause: () => require('./commands/resume'),
 };
+
+// `tsrun container SUBCOMMAND`: docker's container commands under one name. They are always the
+// docker forms (`container run IMAGE`, never a bundle), from either bundle.
+const CONTAINER_ENGINE: Record<string, string> = {
+  run: 'run-image', create: 'create-image', start: 'docker-start', kill: 'docker-kill', ls: 'containers-ps', list: 'containers-ps',
+  ps: 'containers-ps', rm: 'rm', remove: 'rm', logs: 'logs', stop: 'stop', restart: 'restart', inspect: 'inspect', wait: 'wait',
+  rename: 'rename', top: 'top', stats: 'stats', export: 'export', commit: 'commit', attach: 'attach', port: 'port', cp: 'cp',
+};
+const CONTAINER_MAIN: Record<string, string> = { exec: 'exec', pause: 'pause', unpause: 'resume', update: 'update' };
+
+function containerCommand(argv: string[], g: Globals): Promise<number> | number {
+  const [sub, ...rest] = argv;
+  if (sub === 'prune') return engineCommand('container', argv, g);
+  if (sub !== undefined && Object.hasOwn(CONTAINER_ENGINE, sub)) return engineCommand(CONTAINER_ENGINE[sub], rest, g);
+  if (sub !== undefined && Object.hasOwn(CONTAINER_MAIN, sub)) return COMMANDS[CONTAINER_MAIN[sub]]().default(rest, g);
+  const all = [...Object.keys(CONTAINER_ENGINE), ...Object.keys(CONTAINER_MAIN), 'prune'].sort().join(', ');
+  throw new TsrunError(`container: unknown subcommand "${sub ?? ''}" (${all})`);
+}
 
 const USAGE = `Usage: tsrun [global options] COMMAND [options] [arguments]
 

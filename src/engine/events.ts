@@ -35,6 +35,11 @@ export function logEvent(root: string, type: string, action: string, id: string,
   } catch { /* no root yet, or read-only: events are best effort */ }
 }
 
+/** A network event with docker's attributes: connect/disconnect name the container. */
+export function networkEvent(root: string, n: { id: string; name: string }, action: string, container?: string): void {
+  logEvent(root, 'network', action, n.id, { ...(container ? { container } : {}), name: n.name, type: 'bridge' });
+}
+
 /** A container event with docker's attributes: image, name, the labels, and `extra` (exitCode, signal...). */
 export function containerEvent(root: string, c: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
   logEvent(root, 'container', action, c.id, { ...(c.labels ?? {}), image: c.image, name: c.name, ...extra });

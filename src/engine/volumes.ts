@@ -11,6 +11,7 @@ import path = require('path');
 import crypto = require('crypto');
 import { TsrunError } from '../runtime/errors';
 import type { Mount } from '../runtime/spec';
+import { logEvent } from './events';
 
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -127,6 +128,7 @@ export function createVolume(root: string, name: string | undefined, labels: Rec
     const tmp = path.join(dir, `.volume.json.${process.pid}`);
     fs.writeFileSync(tmp, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
     fs.renameSync(tmp, path.join(dir, 'volume.json'));
+    logEvent(root, 'volume', 'create', name, { driver: 'local' });
   } else {
     fs.mkdirSync(path.join(dir, '_data'), { recursive: true, mode: 0o755 });
   }
@@ -193,6 +195,7 @@ function deleteVolumeDir(root: string, name: string): void {
   const trash = path.join(volumesDir(root), `.removing-${name}-${process.pid}`);
   try { fs.renameSync(dir, trash); } catch { return; }
   fs.rmSync(trash, { recursive: true, force: true });
+  logEvent(root, 'volume', 'destroy', name, { driver: 'local' });
 }
 
 /**

@@ -32,7 +32,7 @@ function parseFilters(list: string[]): Filters {
     const i = x.indexOf('=');
     if (i <= 0) throw new TsrunError(`bad format of filter (expected name=value): ${x}`);
     const k = x.slice(0, i), v = x.slice(i + 1);
-    if (!['type', 'event', 'container', 'image', 'label', 'scope'].includes(k)) throw new TsrunError(`invalid filter '${k}'`);
+    if (!['type', 'event', 'container', 'image', 'label', 'scope', 'network', 'volume'].includes(k)) throw new TsrunError(`invalid filter '${k}'`);
     f.set(k, [...(f.get(k) ?? []), v]);
   }
   return f;
@@ -45,6 +45,8 @@ function matches(e: EventLine, f: Filters): boolean {
     && any('event', (v) => v === e.Action || e.Action.startsWith(v + ':'))
     && any('container', (v) => e.Type === 'container' && (a.name === v || e.Actor.ID.startsWith(v)))
     && any('image', (v) => a.image === v || (e.Type === 'image' && (e.Actor.ID === v || a.name === v)) || a.image === v.replace(/^docker\.io\/(library\/)?/, ''))
+    && any('network', (v) => e.Type === 'network' && (a.name === v || e.Actor.ID.startsWith(v)))
+    && any('volume', (v) => e.Type === 'volume' && e.Actor.ID === v)
     && any('label', (v) => { const i = v.indexOf('='); return i < 0 ? v in a : a[v.slice(0, i)] === v.slice(i + 1); })
     && any('scope', (v) => v === 'local');
 }

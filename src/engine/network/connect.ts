@@ -7,6 +7,7 @@ import { ipBatch, ipBatchQuiet } from './exec';
 import { locked, applyAll, rulesCurrent, portsGone, ensureBridge, resolveNetwork, defaultNetworkLocked } from './networks';
 import { allocate, vethName } from './ipam';
 import { ensureResolver } from './resolver';
+import { networkEvent } from '../events';
 import { writeFiles } from './files';
 import { isBridgeLike, type NetConfig } from './config';
 
@@ -44,6 +45,7 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
       if (bridgeMade || !rulesCurrent(root)) applyAll(root);
       if (n.dns) ensureResolver(root, n);
       writeFiles(root, c, next, updated);
+      networkEvent(root, n, 'connect', c.id);
     }
     return next;
   });
@@ -72,6 +74,7 @@ export function disconnect(root: string, c: { id: string; name: string; net?: Ne
       st.saveAttachment(root, updated);
       if (a.ports.length) portsGone(root);
       writeFiles(root, c, next, updated);
+      networkEvent(root, n, 'disconnect', c.id);
     }
     return next;
   });

@@ -24,6 +24,7 @@ import { hostsText, resolvText, writeInPlace, writeFiles } from './files';
 import { locked, applyAll, rulesCurrent, portsGone, ensureBridge, resolveNetwork } from './networks';
 import { allocate, vethName } from './ipam';
 import { ensureResolver } from './resolver';
+import { networkEvent } from '../events';
 import type { NetConfig } from './config';
 
 export { defaultNetworkMode, isBridgeLike, type NetConfig } from './config';
@@ -97,6 +98,7 @@ export function attach(root: string, c: ContainerInfo): boolean {
       throw e;
     }
     writeFiles(root, c, net, a);
+    for (const e of eps) networkEvent(root, { id: e.networkId, name: e.networkName }, 'connect', c.id);
     return true;
   });
 }
@@ -136,6 +138,7 @@ function detachLocked(root: string, id: string, stopped: boolean): void {
   unmountNetns(st.netnsPath(root, id));
   trace('net: namespace unmounted');
   st.deleteAttachment(root, id);
+  for (const e of a?.endpoints ?? []) networkEvent(root, { id: e.networkId, name: e.networkName }, 'disconnect', id);
   if (a?.ports.length) portsGone(root);
 }
 

@@ -7,6 +7,7 @@ import { ipToInt, intToIp, parseCidr, formatCidr, contains, overlaps, hostRange,
 import { ipBatch, ipBatchQuiet, ipJSON } from './exec';
 import { applyFirewall, applyPorts, chooseBackend } from './firewall';
 import { releaseResolver } from './resolver';
+import { networkEvent } from '../events';
 
 /** The lock, and the iptables backend for this namespace chosen before any rule is written. */
 export function locked<T>(root: string, fn: () => T): T {
@@ -171,6 +172,7 @@ export function createNetwork(root: string, o: { name: string; subnet?: string; 
       ipBatchQuiet([`link del ${n.bridge}`]);
       throw e;
     }
+    networkEvent(root, n, 'create');
     return n;
   });
 }
@@ -183,6 +185,7 @@ export function removeNetwork(root: string, key: string): st.NetworkRecord {
     const users = st.listAttachments(root).filter((a) => st.ownerAlive(a) && a.endpoints.some((e) => e.networkId === n.id));
     if (users.length) throw new TsrunError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${users.map((u) => u.name).join(', ')})`, 1);
     st.deleteNetworkRecord(root, n.id);
+    networkEvent(root, n, 'destroy');
     if (n.dns) releaseResolver(root);
     ipBatchQuiet([`link del ${n.bridge}`]);
     applyAll(root);
