@@ -329,3 +329,52 @@ t2('`container SUBCOMMAND`: docker\'s long forms reach the same commands (ls/lis
   t.is(bad.code, 1);
   t.regex(bad.stderr, /^tsrun: container: unknown subcommand "frobnicate" \(attach, commit, cp, create, .*\)\n$/);
 });
+
+t2('system prune: stopped containers, --volumes (anonymous ones), dangling or (-a) unused images; until/label filters; asks unless -f', async t => {
+  const { r } = await setup(t);
+  const ids = async () => (await r(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean).sort();
+  const keep = (await r(['run', '-d', '--name', uniqueId('keep'), 'test/bb:1', 'sleep', '1000'])).stdout.trim();
+  const old = (await r(['create', '--label', 'tier=old', 'test/bb:1', 'true'])).stdout.trim();
+  const young = (await r(['create', '--label', 'tier=new', 'test/bb:1', 'true'])).stdout.trim();
+  const vol = uniqueId('named');
+  t.is((await r(['volume', 'create', vol])).code, 0);
+  const withAnon = await r(['run', '-v', '/anon', '-v', `${vol}:/named`, 'test/bb:1', 'true']);
+  t.is(withAnon.code, 0, describe(withAnon));
+  const tarball = join(tempDir(t), 'other.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, 'bin']);
+  t.is((await r(['import', tarball, 'test/unused:1'])).code, 0);
+  const before = await ids();
+  t.is(before.length, 4);
+
+  const no = await r(['system', 'prune'], { input: 'n\n' });
+  t.is(no.code, 1, describe(no));
+  t.regex(no.stdout, /^WARNING! This will remove:\n {2}- all stopped containers\n[\s\S]*Are you sure you want to continue\? \[y\/N\] $/);
+  t.is(no.stderr, 'tsrun: system prune has been cancelled\n');
+  t.deepEqual(await ids(), before, 'nothing removed without a yes');
+  const eof = await r(['container', 'prune']);
+  t.is(eof.code, 1, 'no answer (EOF) is a no');
+  t.deepEqual(await ids(), before);
+  const bad = await r(['system', 'prune', '-f', '--filter', 'colour=red']);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /^tsrun: system prune: invalid filter 'colour'/);
+
+  const byLabel = await r(['system', 'prune', '-f', '--filter', 'label=tier=old']);
+  t.is(byLabel.code, 0, describe(byLabel));
+  t.is(byLabel.stdout.split('Deleted Containers:\n')[1]?.split('\n')[0], old, byLabel.stdout);
+  t.false(byLabel.stdout.includes(young));
+  const notYet = await r(['system', 'prune', '-f', '--filter', 'until=1h']);
+  t.false(notYet.stdout.includes('Deleted Containers'), 'all were created less than an hour ago');
+  t.is((await ids()).length, 3);
+
+  const all = await r(['system', 'prune', '-f', '--volumes']);
+  t.is(all.code, 0, describe(all));
+  t.regex(all.stdout, /^Deleted Containers:\n([0-9a-f]{64}\n){2}\nDeleted Volumes:\n[0-9a-f]{64}\n\nTotal reclaimed space: /);
+  t.deepEqual(await ids(), [keep], 'the running container stays');
+  t.regex((await r(['volume', 'ls', '-q'])).stdout, new RegExp(`^${vol}$`, 'm'), 'a named volume stays');
+  t.regex((await r(['images'])).stdout, /test\/unused/, 'without -a, tagged images stay');
+
+  const images = await r(['system', 'prune', '-a', '-f']);
+  t.is(images.code, 0, describe(images));
+  t.regex(images.stdout, /Deleted Images:\nuntagged: test\/unused:1\ndeleted: sha256:[0-9a-f]{64}\n/);
+  t.regex((await r(['images'])).stdout, /test\/bb/, 'the image of a container stays');
+});

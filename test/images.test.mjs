@@ -125,7 +125,8 @@ t2('save/load round trip, tag, rmi reference counting, prune', async t => {
   t.is((await r(['tag', 'test/busybox:1', 'test/x:1'])).code, 0);
   t.is((await r(['rmi', 'test/busybox:1'])).code, 0);
   t.is((await r(['rmi', 'test/x:1'])).code, 0);
-  const p = await r(['image', 'prune', '-a']);
+  const p = await r(['image', 'prune', '-a'], { input: 'y\n' });
+  t.regex(p.stdout, /^WARNING! This will remove all images without at least one container associated to them\.\nAre you sure you want to continue\? \[y\/N\] /);
   t.regex(p.stdout, /Total reclaimed space/);
   t.deepEqual(layerDirs(root), []);
 });

@@ -138,13 +138,14 @@ function isIdLike(key: string, rec: ImageRecord): boolean {
   return /^[0-9a-f]{4,64}$/.test(hex) && rec.id.slice(7).startsWith(hex) && !rec.repoTags.some((t) => familiar(t) === key || t === key);
 }
 
-export function prune(root: string, store: ImageStore, all: boolean): { deleted: string[]; bytes: number } {
+export function prune(root: string, store: ImageStore, all: boolean, keep: (rec: ImageRecord) => boolean = () => true): { deleted: string[]; bytes: number } {
   return store.withLock(() => {
     const users = imagesInUse(root);
     const deleted: string[] = [];
     for (const rec of store.list()) {
       if (users.has(rec.id)) continue;
       if (!all && rec.repoTags.length) continue;
+      if (!keep(rec)) continue;
       for (const t of rec.repoTags) deleted.push(`untagged: ${familiar(t)}`);
       store.remove(rec.id);
       deleted.push(`deleted: ${rec.id}`);

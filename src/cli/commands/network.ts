@@ -5,7 +5,8 @@ import { TsrunError } from '../../runtime/errors';
 import { table } from '../format';
 import { renderTemplate } from './inspect';
 import * as net from '../../engine/network';
-import { findContainer, saveContainer } from '../../engine/containers';
+import { findContainer, saveContainer, listContainers } from '../../engine/containers';
+import { confirmOrCancel, pruneFilter } from '../prune';
 
 const PSEUDO = ['host', 'none'].map((name) => ({ name, id: crypto.createHash('sha256').update('tsrun-network-' + name).digest('hex'), driver: name === 'host' ? 'host' : 'null' }));
 
@@ -131,10 +132,20 @@ function rm(argv: string[], g: Globals): number {
   return code;
 }
 
+/** User networks that no container uses or names (a stopped one still needs its network to start again). */
+export function pruneUnusedNetworks(root: string, filters: string[]): string[] {
+  const keep = pruneFilter('network prune', filters);
+  const named = new Set(listContainers(root).flatMap((c) => [c.net?.mode, ...(c.net?.extra ?? []).map((e) => e.network)]).filter((x): x is string => !!x));
+  net.reconcile(root);
+  return net.pruneNetworks(root, (n) => !named.has(n.name) && !named.has(n.id) && keep({ created: n.created, labels: n.labels }));
+}
+
 function prune(argv: string[], g: Globals): number {
-  parse(argv, { bool: ['force'], multi: ['filter'], alias: { f: 'force' } }, 'network prune');
-  net.reconcile(g.root);
-  const gone = net.pruneNetworks(g.root);
+  const p = parse(argv, { bool: ['force'], multi: ['filter'], alias: { f: 'force' } }, 'network prune');
+  const filters = (p.flags.filter as string[] | undefined) ?? [];
+  pruneFilter('network prune', filters);
+  confirmOrCancel('network prune', !!p.flags.force, 'WARNING! This will remove all custom networks not used by at least one container.');
+  const gone = pruneUnusedNetworks(g.root, filters);
   if (gone.length) process.stdout.write(`Deleted Networks:\n${gone.join('\n')}\n\n`);
   return 0;
 }

@@ -6,6 +6,7 @@ import { table, humanSize } from '../format';
 import { ImageStore } from '../../image/store';
 import { listContainers, containerPath } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
+import { confirmOrCancel, pruneFilter } from '../prune';
 
 export function du(p: string): number {
   let total = 0;
@@ -22,10 +23,66 @@ export function du(p: string): number {
   return total;
 }
 
+/** docker system df|prune|info|events. */
+export default function (argv: string[], g: Globals): Promise<number> | number {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'df': return df(rest, g);
+    case 'prune': return prune(rest, g);
+    case 'info': return (require('./info') as typeof import('./info')).default(rest, g);
+    case 'events': return (require('./docker-events') as typeof import('./docker-events')).default(rest, g);
+    default: throw new TsrunError(`system: unknown subcommand "${sub ?? ''}" (df, events, info, prune)`);
+  }
+}
+
+/**
+ * docker system prune [-a] [-f] [--volumes] [--filter until=|label=]: stopped containers, networks no
+ * container uses, (with --volumes) anonymous volumes no container uses, dangling images (all unused
+ * ones with -a). tsrun has no build cache.
+ */
+function prune(argv: string[], g: Globals): number {
+  const p = parse(argv, { bool: ['all', 'force', 'volumes'], multi: ['filter'], alias: { a: 'all', f: 'force' } }, 'system prune');
+  const filters = (p.flags.filter as string[] | undefined) ?? [];
+  const keep = pruneFilter('system prune', filters);
+  const labelFilters = filters.filter((f) => f.startsWith('label=') || f.startsWith('label!='));
+  if (p.flags.volumes && filters.some((f) => f.startsWith('until='))) throw new TsrunError('system prune: the until filter is not supported with --volumes');
+  confirmOrCancel('system prune', !!p.flags.force, [
+    'WARNING! This will remove:',
+    '  - all stopped containers',
+    '  - all networks not used by at least one container',
+    ...(p.flags.volumes ? ['  - all anonymous volumes not used by at least one container'] : []),
+    p.flags.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
+    '',
+  ].join('\n'));
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { pruneContainers } = require('./container') as typeof import('./container');
+  const { pruneUnusedNetworks } = require('./network') as typeof import('./network');
+  const { pruneImages } = require('./image-prune') as typeof import('./image-prune');
+  const { filterFn } = require('./volume') as typeof import('./volume');
+  const { pruneVolumes } = require('../../engine/volumes') as typeof import('../../engine/volumes');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  let out = '';
+  let bytes = 0;
+  const section = (title: string, items: string[]) => { if (items.length) out += `Deleted ${title}:\n${items.join('\n')}\n\n`; };
+  const cts = pruneContainers(g.root, keep);
+  section('Containers', cts.deleted);
+  bytes += cts.bytes;
+  section('Networks', pruneUnusedNetworks(g.root, filters));
+  if (p.flags.volumes) {
+    const vols = pruneVolumes(g.root, false, filterFn(g.root, labelFilters));
+    section('Volumes', vols.deleted);
+    bytes += vols.bytes;
+  }
+  const imgs = pruneImages(g.root, !!p.flags.all, filters);
+  section('Images', imgs.deleted);
+  bytes += imgs.bytes;
+  process.stdout.write(`${out}Total reclaimed space: ${humanSize(bytes)}\n`);
+  return 0;
+}
+
 /** docker system df: images, containers (their writable layers) and volumes, and what is reclaimable. */
-export default function (argv: string[], g: Globals): number {
-  if (argv[0] !== 'df') throw new TsrunError(`system: unknown subcommand "${argv[0] ?? ''}" (df)`);
-  parse(argv.slice(1), { bool: ['verbose'], str: ['format'], alias: { v: 'verbose' } }, 'system df');
+function df(argv: string[], g: Globals): number {
+  parse(argv, { bool: ['verbose'], str: ['format'], alias: { v: 'verbose' } }, 'system df');
   const store = new ImageStore(g.root);
   const images = store.list();
   const containers = listContainers(g.root);

@@ -2,6 +2,7 @@
 import { parse, str, type Globals } from '../args';
 import { TsrunError } from '../../runtime/errors';
 import * as vol from '../../engine/volumes';
+import { confirmOrCancel } from '../prune';
 
 const USAGE = `Usage:  tsrun volume COMMAND
 
@@ -64,7 +65,7 @@ function create(argv: string[], g: Globals): number {
 }
 
 /** --filter dangling=BOOL, name=SUBSTRING, label=KEY[=VALUE], driver=local: docker's volume filters. */
-function filterFn(root: string, filters: string[]): (v: vol.VolumeInfo) => boolean {
+export function filterFn(root: string, filters: string[]): (v: vol.VolumeInfo) => boolean {
   const checks: ((v: vol.VolumeInfo) => boolean)[] = [];
   for (const f of filters) {
     const i = f.indexOf('=');
@@ -158,6 +159,7 @@ function rm(argv: string[], g: Globals): number {
 function prune(argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['all', 'force'], multi: ['filter'], alias: { a: 'all', f: 'force' } }, 'volume prune');
   const keep = filterFn(g.root, (p.flags.filter as string[] | undefined) ?? []);
+  confirmOrCancel('volume prune', !!p.flags.force, p.flags.all ? 'WARNING! This will remove all local volumes not used by at least one container.' : 'WARNING! This will remove anonymous local volumes not used by at least one container.');
   const { deleted, bytes } = vol.pruneVolumes(g.root, !!p.flags.all, keep);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { humanSize } = require('../format') as typeof import('../format');

@@ -238,10 +238,11 @@ export function listAll(root: string): st.NetworkRecord[] {
 }
 
 /** `network prune`: user-defined networks no running container is on. */
-export function pruneNetworks(root: string): string[] {
+/** The user networks no container is attached to, that `keep` allows (the caller leaves out the ones containers name). */
+export function pruneNetworks(root: string, keep: (n: st.NetworkRecord) => boolean = () => true): string[] {
   const out: string[] = [];
   for (const n of st.listNetworks(root)) {
-    if (n.isDefault) continue;
+    if (n.isDefault || !keep(n)) continue;
     if (st.listAttachments(root).some((a) => a.endpoints.some((e) => e.networkId === n.id))) continue;
     try { removeNetwork(root, n.id); out.push(n.name); } catch { /* in use meanwhile */ }
   }
