@@ -501,6 +501,25 @@ t2('network events: create, connect and disconnect (run, network connect/disconn
   t.is(one.stdout, 'create\nconnect\ndisconnect\ndestroy\n');
 });
 
+t2('network prune: keeps the networks containers name (even stopped ones), removes the rest; label filter; asks unless -f', async t => {
+  const env = await netEnv(t);
+  for (const n of ['np-used', 'np-free']) t.is((await env.r(['network', 'create', n])).code, 0);
+  t.is((await env.r(['network', 'create', '--label', 'keep=yes', 'np-labelled'])).code, 0);
+  t.is((await env.r(['create', '--name', 'stopped', '--network', 'np-used', 'test/bb:1', 'true'])).code, 0);
+  const no = await env.r(['network', 'prune']);
+  t.is(no.code, 1, 'no answer (EOF) is a no');
+  t.regex(no.stdout, /^WARNING! This will remove all custom networks not used by at least one container\.\n/);
+  const pr = await env.r(['network', 'prune', '-f', '--filter', 'label!=keep=yes']);
+  t.is(pr.code, 0, describe(pr));
+  t.is(pr.stdout, 'Deleted Networks:\nnp-free\n\n');
+  const start = await env.r(['start', '-a', 'stopped']);
+  t.is(start.code, 0, `the stopped container still starts on its network: ${describe(start)}`);
+  t.is((await env.r(['rm', 'stopped'])).code, 0);
+  const rest = await env.r(['network', 'prune', '-f']);
+  t.is(rest.stdout, 'Deleted Networks:\nnp-used\nnp-labelled\n\n');
+  t.notRegex(env.inHost('ip', ['-o', 'link']), /tsbr-/);
+});
+
 t2('--dns on a user network: the embedded resolver forwards the names it does not know to that server', async t => {
   const env = await netEnv(t);
   // a DNS server in the outside world that answers every A query with 192.0.2.99
