@@ -38,6 +38,14 @@ export interface Prunable {
   labels?: Record<string, string> | null;
 }
 
+/** label=KEY, label=KEY=VALUE (label! negates) as a test of a label map. */
+export function labelFilter(k: 'label' | 'label!', v: string): (labels: Record<string, string> | null | undefined) => boolean {
+  const j = v.indexOf('=');
+  const lk = j < 0 ? v : v.slice(0, j), lv = j < 0 ? undefined : v.slice(j + 1);
+  const has = (l: Record<string, string> | null | undefined) => !!l && Object.prototype.hasOwnProperty.call(l, lk) && (lv === undefined || l[lk] === lv);
+  return k === 'label' ? has : (l) => !has(l);
+}
+
 /** The --filter values of a prune command as one predicate: true = may be removed. */
 export function pruneFilter(cmd: string, filters: string[]): (o: Prunable) => boolean {
   const checks: ((o: Prunable) => boolean)[] = [];
@@ -52,10 +60,8 @@ export function pruneFilter(cmd: string, filters: string[]): (o: Prunable) => bo
         break;
       }
       case 'label': case 'label!': {
-        const j = v.indexOf('=');
-        const lk = j < 0 ? v : v.slice(0, j), lv = j < 0 ? undefined : v.slice(j + 1);
-        const has = (o: Prunable) => !!o.labels && Object.prototype.hasOwnProperty.call(o.labels, lk) && (lv === undefined || o.labels[lk] === lv);
-        checks.push(k === 'label' ? has : (o) => !has(o));
+        const m = labelFilter(k, v);
+        checks.push((o) => m(o.labels));
         break;
       }
       default: throw new TsrunError(`${cmd}: invalid filter '${k}' (until, label, label!)`);

@@ -2,7 +2,7 @@
 import { parse, str, type Globals } from '../args';
 import { TsrunError } from '../../runtime/errors';
 import * as vol from '../../engine/volumes';
-import { confirmOrCancel } from '../prune';
+import { confirmOrCancel, labelFilter } from '../prune';
 
 const USAGE = `Usage:  tsrun volume COMMAND
 
@@ -81,10 +81,8 @@ export function filterFn(root: string, filters: string[]): (v: vol.VolumeInfo) =
       case 'name': checks.push((v) => v.Name.includes(val)); break;
       case 'driver': checks.push(() => val === 'local'); break;
       case 'label': case 'label!': {
-        const j = val.indexOf('=');
-        const lk = j < 0 ? val : val.slice(0, j), lv = j < 0 ? undefined : val.slice(j + 1);
-        const has = (v: vol.VolumeInfo) => Object.prototype.hasOwnProperty.call(v.Labels, lk) && (lv === undefined || v.Labels[lk] === lv);
-        checks.push(k === 'label' ? has : (v) => !has(v));
+        const m = labelFilter(k, val);
+        checks.push((v) => m(v.Labels));
         break;
       }
       default: throw new TsrunError(`invalid filter '${k}'`);
