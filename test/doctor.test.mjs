@@ -4,7 +4,7 @@ import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { rt, newRoot, describe, tsrunOnly, childEnv, exec, REPO } from './helpers/index.mjs';
+import { rt, newRoot, describe, tsrunOnly, childEnv, exec, REPO, tempDir } from './helpers/index.mjs';
 
 const CHECKS = ['running as root', 'kernel', 'namespaces', 'user namespaces', 'cgroup mode', 'cgroup controllers',
   'cgroups writable', 'overlayfs', 'seccomp', 'iptables', 'ip_forward', 'binaries', 'node', 'build', 'musl-gcc',
@@ -175,4 +175,29 @@ test('Vagrantfile: the VM is provisioned by the same install script the README a
   // doctor tests above run; CI's entry point is scripts/test.sh.
   t.regex(readFileSync(join(REPO, 'scripts', 'test.sh'), 'utf8'), /^if ! scripts\/install\.sh /m);
   t.regex(readFileSync(join(REPO, '.ci', 'run'), 'utf8'), /scripts\/test\.sh/);
+});
+
+tsrunOnly(test)('--help: every command prints its usage and the flags its parser takes, exits 0, and does nothing else', async t => {
+  const root = join(tempDir(t), 'never-made');
+  const r = rt(root);
+  const cmds = ['run', 'create', 'start', 'exec', 'kill', 'ps', 'delete', 'state', 'list', 'pause', 'resume', 'unpause', 'update',
+    'events', 'spec', 'plan', 'features', 'attach', 'commit', 'cp', 'export', 'history', 'images', 'import', 'inspect', 'load',
+    'login', 'logout', 'logs', 'port', 'pull', 'push', 'rename', 'restart', 'rm', 'rmi', 'save', 'stats', 'stop', 'tag', 'top',
+    'wait', 'doctor', 'info', 'version', 'container prune', 'container ls', 'container run', 'image prune', 'image ls',
+    'network ls', 'volume create', 'volume ls', 'volume prune', 'system prune', 'system df'];
+  for (const c of cmds) {
+    const res = await r([...c.split(' '), '--help']);
+    t.is(res.code, 0, `${c}: ${describe(res)}`);
+    t.regex(res.stdout, /^\nUsage: {2}tsrun \S+/, c);
+    t.is(res.stderr, '', c);
+  }
+  const run = await r(['run', '--help']);
+  t.regex(run.stdout, /\n {2}-d, --detach {10,}Run container in background and print container ID\n/);
+  t.regex(run.stdout, /\n {6}--name string {5,}Assign a name to the container\n/);
+  t.regex(run.stdout, /\n {2}-p, --publish list {3,}\S/);
+  t.false(existsSync(root), 'no state root was made');
+  // after the image, --help is the container's argument
+  const arg = await rt(newRoot(t))(['run', '--rm', 'no/such:image', 'sh', '--help']);
+  t.not(arg.code, 0);
+  t.regex(arg.stderr, /no\/such/);
 });

@@ -34,6 +34,12 @@ export function parse(argvIn: string[], spec: FlagSpec, cmd: string): Parsed {
         continue;
       }
     }
+    if (a === '--help' && !bool.has('help')) {
+      // help.ts lives in dist/engine.js: the hot path's bundle stays small
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      process.stdout.write((require('./load-engine') as typeof import('./load-engine')).loadEngine().renderHelp(cmd, spec));
+      process.exit(0);
+    }
     let name = a.replace(/^--?/, '');
     let value: string | undefined;
     const eq = name.indexOf('=');

@@ -2,6 +2,8 @@
 // runtime's hot path (dist/engine.js): `tsrun run -b`/create/start/exec load none of this.
 import type { Globals } from './args';
 
+export { renderHelp } from './help';
+
 type Cmd = () => { default: (argv: string[], g: Globals) => Promise<number> | number };
 
 export const COMMANDS: Record<string, Cmd> = {

@@ -71,6 +71,10 @@ const CONTAINER_MAIN: Record<string, string> = { exec: 'exec', pause: 'pause', u
 
 function containerCommand(argv: string[], g: Globals): Promise<number> | number {
   const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === 'help') {
+    process.stdout.write(`\nUsage:  tsrun container COMMAND\n\nManage containers\n\nCommands:\n  ${[...Object.keys(CONTAINER_ENGINE), ...Object.keys(CONTAINER_MAIN), 'prune'].sort().join(', ')}\n`);
+    return 0;
+  }
   if (sub === 'prune') return engineCommand('container', argv, g);
   if (sub !== undefined && Object.hasOwn(CONTAINER_ENGINE, sub)) return engineCommand(CONTAINER_ENGINE[sub], rest, g);
   if (sub !== undefined && Object.hasOwn(CONTAINER_MAIN, sub)) return COMMANDS[CONTAINER_MAIN[sub]]().default(rest, g);
@@ -174,10 +178,7 @@ async function main(argv: string[]): Promise<number> {
   if (!load) throw new TsrunError(`unknown command "${cmd}" (see tsrun --help)`);
   (main as { g?: Globals }).g = g;
   const rest = argv.slice(i + 1);
-  if (rest[0] === '--help' || (rest.includes('--help') && cmd !== 'exec' && !(cmd === 'run' && rest.indexOf('--help') > rest.findIndex((a) => !a.startsWith('-'))))) {
-    process.stdout.write(`Usage: tsrun ${cmd} [OPTIONS] ...\n\n${USAGE.split('\n').find((l) => l.trim().startsWith(cmd + ' '))?.trim() ?? ''}\nSee README.md for the flags (they are runc's and docker's).\n`);
-    return 0;
-  }
+  // --help: each command's flag parser prints its usage and flags (help.ts)
   return load().default(rest, g);
 }
 

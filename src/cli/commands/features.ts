@@ -1,8 +1,9 @@
-import { type Globals } from '../args';
+import { parse, type Globals } from '../args';
 import { CAPS } from '../../runtime/caps';
 import { detectCgroupMode } from '../../runtime/cgroups';
 
-export default function (_argv: string[], _g: Globals): number {
+export default function (argv: string[], _g: Globals): number {
+  parse(argv, {}, 'features');
   const mode = detectCgroupMode();
   const f = {
     ociVersionMin: '1.0.0',

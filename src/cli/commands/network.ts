@@ -37,7 +37,7 @@ Commands:
   prune       Remove all unused networks
   rm          Remove one or more networks
 `);
-      return sub ? 1 : 0;
+      return sub && sub !== '--help' && sub !== 'help' ? 1 : 0;
   }
 }
 

@@ -31,6 +31,9 @@ export default function (argv: string[], g: Globals): Promise<number> | number {
     case 'prune': return prune(rest, g);
     case 'info': return (require('./info') as typeof import('./info')).default(rest, g);
     case 'events': return (require('./docker-events') as typeof import('./docker-events')).default(rest, g);
+    case '--help': case 'help':
+      process.stdout.write('\nUsage:  tsrun system COMMAND\n\nManage tsrun\n\nCommands:\n  df          Show disk usage\n  events      Get real time events from the engine\n  info        Display system-wide information\n  prune       Remove unused data\n');
+      return 0;
     default: throw new TsrunError(`system: unknown subcommand "${sub ?? ''}" (df, events, info, prune)`);
   }
 }
