@@ -76,6 +76,23 @@ test('cgroup v1 device rules: a device outside the allow-list cannot be opened',
   assertClean(t, { root, id: id2, bundle: b2.dir });
 });
 
+test('cgroup v1 device rules: linux.devices makes the node, but opening it takes a rule (as runc)', async t => {
+  const v1devices = cgroupMounts().find(m => m.version === 1 && m.controllers.includes('devices'));
+  if (!v1devices) return t.pass('no v1 devices controller on this host (v2 device filtering needs eBPF)');
+  const root = newRoot(t);
+  const r = rt(root);
+  const script = 'ls -l /dev/lc && { ( : < /dev/lc ) 2>/dev/null && echo open-ok || echo open-failed; }';
+  const node = { type: 'c', path: '/dev/lc', major: 10, minor: 237, fileMode: 0o600, uid: 0, gid: 0 };
+  for (const [rules, want] of [[[], /open-failed/], [[{ allow: true, type: 'c', major: 10, minor: 237, access: 'r' }], /open-ok/]]) {
+    const id = uniqueId();
+    const b = await makeBundle(t, { args: ['/bin/sh', '-c', script], mutate: c => { c.linux.devices = [node]; c.linux.resources.devices = [{ allow: false, access: 'rwm' }, ...rules]; } });
+    const res = await r(['run', '--bundle', b.dir, id]);
+    t.regex(res.stdout, /^crw------- .* 10, *237 .*\/dev\/lc\n/, describe(res));
+    t.regex(res.stdout, want, describe(res));
+    assertClean(t, { root, id, bundle: b.dir });
+  }
+});
+
 test('a namespace given by path is joined: two containers share a network and IPC namespace', async t => {
   const root = newRoot(t);
   const r = rt(root);

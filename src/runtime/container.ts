@@ -245,9 +245,9 @@ function makeParentActions(spec: Spec, id: string, bundle: string, cg: CgroupMan
       case 'cgroup-create': cg.create(); break;
       case 'cgroup-apply': {
         const r = spec.linux?.resources;
-        // as runc: the spec's device rules, then the devices every container needs, then linux.devices
-        const devs = r?.devices ? [...r.devices, ...defaultAllowedDevices,
-          ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: 'rwm' }))] : undefined;
+        // as runc: the spec's device rules, then the devices every container needs. linux.devices only
+        // creates nodes: using one takes a rule (runc too denies a listed device no rule allows)
+        const devs = r?.devices ? [...r.devices, ...defaultAllowedDevices] : undefined;
         cg.apply(r && { ...r, devices: devs });
         break;
       }
