@@ -3,7 +3,8 @@
 // profile and --security-opt, --privileged, --env-file, and docker's exit 125 for bad values.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { rt, newRoot, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, uniqueId, assertCliError, childEnv, withEngineImage } from './helpers/index.mjs';
 
@@ -271,6 +272,16 @@ t2('bad values: exit 125 with one line, nothing left behind', async t => {
     [['--env-file', '/no/such/env'], /open \/no\/such\/env: no such file or directory/],
     [['--stop-signal', 'NOPE'], /Invalid signal: NOPE/],
     [['--stop-timeout', 'soon'], /invalid argument "soon" for "--stop-timeout" flag/],
+    [['--ulimit', 'nofiles=1'], /invalid argument "nofiles=1" for "--ulimit" flag: invalid ulimit type: nofiles/],
+    [['--ulimit', 'nofile=10:5'], /ulimit soft limit must be less than or equal to hard limit: 10 > 5/],
+    [['--sysctl', 'kernel.hostname=x'], /sysctl 'kernel.hostname' is not allowed/],
+    [['--sysctl', 'kernel.shmmax=1', '--ipc', 'host'], /sysctl 'kernel.shmmax' not allowed with IpcMode host/],
+    [['--hostname', 'h', '--uts', 'host'], /Conflicting options: hostname and the UTS mode/],
+    [['--oom-score-adj', '2000'], /Invalid value 2000, range for oom score adj is \[-1000, 1000\]/],
+    [['--device', '/dev/no-such-device'], /error gathering device information while adding custom device "\/dev\/no-such-device": no such file or directory/],
+    [['--device', '/etc/passwd'], /not a device node/],
+    [['--pid', 'other'], /invalid PID mode: other/],
+    [['--shm-size', 'big'], /invalid argument "big" for "--shm-size" flag/],
   ];
   for (const [flags, match] of cases) {
     const res = await r(['run', '--rm', ...flags, 'test/bb:1', 'true']);
@@ -346,4 +357,46 @@ t2('inspect shows what run was given: Mounts (volume, bind, tmpfs), HostConfig l
   const tpl = await r(['inspect', '-f', '{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}|{{index .Config.Labels "k"}}', name]);
   t.is(tpl.stdout.trim().split('|')[1], 'v');
   t.regex(tpl.stdout, /volume:\/data/);
+});
+
+t2('--ulimit, --shm-size, --sysctl, --group-add, --oom-score-adj, --device, --pid/--ipc/--uts host, --cidfile', async t => {
+  const { r } = await setup(t);
+  const inside = await out(t, r, ['--ulimit', 'nofile=512:1024', '--ulimit', 'nproc=100', '--shm-size', '32m', '--sysctl', 'kernel.shmmax=12345',
+    '--group-add', '10', '--group-add', 'nogroup', '--oom-score-adj', '500', '--device', '/dev/null:/dev/mynull:rw'],
+  ['sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -u; df -k /dev/shm | tail -1; cat /proc/sys/kernel/shmmax; id -G; cat /proc/self/oom_score_adj; ls -l /dev/mynull; echo x > /dev/mynull && echo wrote']);
+  const lines = inside.split('\n');
+  t.deepEqual(lines.slice(0, 3), ['512', '1024', '100'], inside);
+  t.regex(lines[3], /^shm\s+32768\s/);
+  t.is(lines[4], '12345');
+  t.is(lines[5], '0 10 65534');
+  t.is(lines[6], '500');
+  t.regex(lines[7], /^crw-rw-rw- .* 1, +3 .*\/dev\/mynull$/);
+  t.is(lines[8], 'wrote');
+  // the host's namespaces: our pid is visible, the same IPC namespace and hostname
+  t.is(await out(t, r, ['--pid', 'host'], ['sh', '-c', `test -d /proc/${process.pid} && echo sees-host`]), 'sees-host\n');
+  t.is(await out(t, r, ['--ipc', 'host'], ['readlink', '/proc/self/ns/ipc']), readlinkSync('/proc/self/ns/ipc') + '\n');
+  t.is(await out(t, r, ['--uts', 'host'], ['hostname']), hostname() + '\n');
+  t.not(await out(t, r, [], ['readlink', '/proc/self/ns/ipc']), readlinkSync('/proc/self/ns/ipc') + '\n', 'control: a private IPC namespace');
+  // --device perms: a node no default rule allows is usable only as the rule says (v1 devices controller)
+  const loop = ['/dev/loop7', '/dev/loop0'].find(existsSync);
+  if (loop && existsSync('/sys/fs/cgroup/devices')) {
+    t.is(await out(t, r, ['--device', `${loop}:/dev/d:w`], ['sh', '-c', 'head -c1 /dev/d >/dev/null 2>&1 && echo read || echo denied']), 'denied\n');
+    t.is(await out(t, r, ['--device', `${loop}:/dev/d:r`], ['sh', '-c', 'head -c1 /dev/d >/dev/null 2>&1 && echo read || echo denied']), 'read\n');
+  }
+  const cid = join(tempDir(t), 'cid');
+  const first = await r(['run', '-d', '--cidfile', cid, 'test/bb:1', 'sleep', '100']);
+  t.is(first.code, 0, describe(first));
+  t.is(readFileSync(cid, 'utf8'), first.stdout.trim());
+  const again = await r(['run', '--rm', '--cidfile', cid, 'test/bb:1', 'true']);
+  t.is(again.code, 125);
+  t.regex(again.stderr, /Container ID file found, make sure the other container isn't running or delete /);
+  const insp = await inspect(r, first.stdout.trim());
+  t.is(insp.HostConfig.ShmSize, 67108864);
+  const lim = await r(['create', '--ulimit', 'nofile=100:200', '--pid', 'host', '--sysctl', 'net.ipv4.ip_forward=1', '--oom-score-adj', '-5', 'test/bb:1', 'true']);
+  const hc = (await inspect(r, lim.stdout.trim())).HostConfig;
+  t.deepEqual(hc.Ulimits, [{ Name: 'nofile', Soft: 100, Hard: 200 }]);
+  t.is(hc.PidMode, 'host');
+  t.is(hc.IpcMode, 'private');
+  t.deepEqual(hc.Sysctls, { 'net.ipv4.ip_forward': '1' });
+  t.is(hc.OomScoreAdj, -5);
 });

@@ -71,6 +71,16 @@ const COMMANDS: Record<string, [string, string]> = {
 /** What each flag does; `command:flag` where a command gives a flag its own meaning. */
 const FLAGS: Record<string, string> = {
   'add-host': 'Add a custom host-to-IP mapping (host:ip)',
+  cidfile: 'Write the container ID to the file',
+  device: 'Add a host device to the container',
+  'group-add': 'Add additional groups to join',
+  ipc: 'IPC mode to use (host, private, shareable)',
+  'oom-score-adj': 'Tune host\'s OOM preferences (-1000 to 1000)',
+  pid: 'PID namespace to use (host)',
+  'shm-size': 'Size of /dev/shm',
+  sysctl: 'Sysctl options',
+  ulimit: 'Ulimit options',
+  uts: 'UTS namespace to use (host)',
   'additional-gids': 'Additional gids for the process',
   alias: 'Add network-scoped alias for the container',
   all: 'Show all (default shows just running / tagged)',

@@ -110,7 +110,8 @@ Commands:
 
 Images:
   run IMAGE [CMD...]   run a container from an image (pulled when missing): --rm, --name, -e, -w, -u, -i, -t, -d,
-                       --entrypoint, --init; -it on a terminal: ctrl-p ctrl-q detaches (--detach-keys)
+                       --entrypoint, --init; -it on a terminal: ctrl-p ctrl-q detaches (--detach-keys);
+                       all flags: tsrun run --help
   pull, push           copy images from and to registries (OCI distribution API)
   images               list images (image ls)
   image inspect|history|tag|rm|prune|save|load|import

@@ -21,6 +21,8 @@ export interface RunImageOptions extends RunFlags {
   restart?: string;
   pull?: 'missing' | 'always' | 'never';
   detachKeys?: string;
+  /** --cidfile: the new container's id is written there (refused when the file exists) */
+  cidfile?: string;
   /** --network, -p, -P, --ip, --dns... (network/spec.ts) */
   net?: import('./network/spec').NetFlags;
 }
@@ -60,6 +62,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
   const img = await findOrPull(store, o.image, o.pull);
   const config = store.content.readJSON<ImageConfig>(img.id);
   trace('engine: image found');
+  if (o.cidfile !== undefined && fs.existsSync(o.cidfile)) throw new TsrunError(`Container ID file found, make sure the other container isn't running or delete ${o.cidfile}`, 125);
   const taken = new Set(ct.listContainers(o.root).map((c) => c.name));
   if (o.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) {
     throw new TsrunError(`Invalid container name (${o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 125);
@@ -98,6 +101,13 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     const args = (spec.process?.args ?? []).slice(o.init ? 2 : 0); // the command, without --init's tini
     const full: ct.ContainerRecord = { ...rec, args, ...extras, ...(net ? { net } : {}) };
     ct.saveContainer(o.root, full);
+    if (o.cidfile !== undefined) {
+      try {
+        fs.writeFileSync(o.cidfile, rec.id, { flag: 'wx' });
+      } catch (e) {
+        throw new TsrunError(`failed to create the container ID file: ${(e as Error).message}`, 125);
+      }
+    }
     containerEvent(o.root, full, 'create');
     trace('engine: created');
     return full;

@@ -53,6 +53,41 @@ export interface RunFlags {
   stdin?: 'null';
   /** --init: a static tini, bound read-only at /sbin/docker-init, runs as PID 1 before the command */
   init?: boolean;
+  /** --ulimit NAME=SOFT[:HARD] (checked: a known name, soft <= hard) */
+  ulimits?: { name: string; soft: number; hard: number }[];
+  /** --shm-size: bytes of /dev/shm (docker's default 64 MiB) */
+  shmSize?: number;
+  /** --sysctl: namespaced ones only (checked against the namespaces the container has) */
+  sysctls?: Record<string, string>;
+  /** --group-add: group names (from the image's /etc/group) or gids */
+  groupAdd?: string[];
+  /** --pid host, --ipc host, --uts host: the host's namespace instead of a new one */
+  pidHost?: boolean;
+  ipcHost?: boolean;
+  utsHost?: boolean;
+  /** the container shares the host's network namespace (--network host): net.* sysctls are refused */
+  netHost?: boolean;
+  /** --oom-score-adj, -1000..1000 */
+  oomScoreAdj?: number;
+  /** --device HOST[:CONTAINER[:PERMS]] */
+  devices?: { host: string; container: string; perms: string }[];
+}
+
+/** docker's --ulimit names */
+export const ULIMITS = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** docker's ValidateSysctl: the IPC and network sysctls a container's own namespaces hold. */
+function checkSysctls(s: Record<string, string>, f: RunFlags): void {
+  const ipc = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+  for (const k of Object.keys(s)) {
+    if (ipc.includes(k) || k.startsWith('fs.mqueue.')) {
+      if (f.ipcHost) throw new TsrunError(`sysctl '${k}' not allowed with IpcMode host`, 125);
+    } else if (k.startsWith('net.')) {
+      if (f.netHost) throw new TsrunError(`sysctl '${k}' not allowed in host network namespace`, 125);
+    } else {
+      throw new TsrunError(`sysctl '${k}' is not allowed`, 125);
+    }
+  }
 }
 
 export const INIT_PATH = '/sbin/docker-init';
@@ -94,8 +129,12 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
   const env = mergeEnv([...(c.Env ?? [DEFAULT_PATH]), ...(f.env ?? [])]);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (f.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
-  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${f.hostname ?? id.slice(0, 12)}`);
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${f.hostname ?? (f.utsHost ? os.hostname() : id.slice(0, 12))}`);
+  if (f.utsHost && f.hostname !== undefined) throw new TsrunError('Conflicting options: hostname and the UTS mode', 125);
+  if (f.sysctls) checkSysctls(f.sysctls, f);
   const user = resolveUser(rootfs, f.user ?? c.User ?? '');
+  if (f.groupAdd?.length) user.additionalGids = [...new Set([...(user.additionalGids ?? []), ...f.groupAdd.map((g) => groupId(rootfs, g))])];
+  const devices = (f.devices ?? []).map((d) => ({ ...deviceInfo(d.host), path: d.container, perms: d.perms }));
   const caps = capabilities(f);
   const privileged = !!f.privileged;
   const resources = resourcesFor(f);
@@ -114,8 +153,11 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
-  ];
+    f.ipcHost
+      ? { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'nosuid', 'noexec', 'nodev'] }
+      : { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${f.shmSize ?? 67108864}`] },
+  ].filter((m) => !(f.ipcHost && m.type === 'mqueue')); // mqueue belongs to an IPC namespace: with the host's, the host's /dev/mqueue
+  if (f.ipcHost && fs.existsSync('/dev/mqueue')) defaults.push({ destination: '/dev/mqueue', type: 'bind', source: '/dev/mqueue', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
   // last: the only step with side effects (volumes and host dirs are created)
   const imageVolumes = Object.keys(c.Volumes ?? {});
   const { mounts: userMounts, volumes } = f.mounts?.length || imageVolumes.length
@@ -133,17 +175,22 @@ export function buildContainer(img: ImageConfig, rootfs: string, id: string, f: 
       cwd: f.workdir || c.WorkingDir || '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: !!f.noNewPrivileges,
-      oomScoreAdj: 0,
+      oomScoreAdj: f.oomScoreAdj ?? 0,
+      ...(f.ulimits?.length ? { rlimits: f.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.soft, hard: u.hard })) } : {}),
     },
     root: { path: rootfs, readonly: !!f.readonly },
-    hostname: f.hostname ?? id.slice(0, 12),
+    ...(f.utsHost ? {} : { hostname: f.hostname ?? id.slice(0, 12) }),
     // a user's mount replaces the default one at the same place (e.g. --tmpfs /dev/shm)
     mounts: [...defaults.filter((m) => !userDest.has(m.destination)), ...userMounts,
       ...(init ? [{ destination: INIT_PATH, type: 'bind', source: init, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] : [])],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }, { type: 'cgroup' }],
-      resources,
-      ...(privileged ? { devices: hostDevices() } : {}),
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }, { type: 'cgroup' }]
+        .filter((n) => !(n.type === 'pid' && f.pidHost) && !(n.type === 'ipc' && f.ipcHost) && !(n.type === 'uts' && f.utsHost)),
+      resources: devices.length && !privileged
+        ? { ...resources, devices: [...(resources.devices ?? []), ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.perms }))] }
+        : resources,
+      ...(privileged || devices.length ? { devices: [...(privileged ? hostDevices() : []), ...devices.map(({ perms: _p, ...d }) => d)] } : {}),
+      ...(f.sysctls && Object.keys(f.sysctls).length ? { sysctl: f.sysctls } : {}),
       ...(seccomp ? { seccomp } : {}),
       maskedPaths: unconfinedPaths ? [] : ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'],
@@ -251,6 +298,23 @@ function checkCpuset(v: string, what: 'cpus' | 'mems', onlineFile: string): stri
 }
 
 /** --privileged: the host's devices (as docker and containerd's HostDevices list them). */
+/** A device node of the host as an OCI device (type, numbers, mode, owner). */
+function deviceInfo(p: string): Device {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch (e) {
+    throw new TsrunError(`error gathering device information while adding custom device "${p}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 125);
+  }
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new TsrunError(`error gathering device information while adding custom device "${p}": not a device node`, 125);
+  const lo = st.rdev >>> 0, hi = Math.floor(st.rdev / 2 ** 32) >>> 0; // glibc's major()/minor()
+  return {
+    type: st.isBlockDevice() ? 'b' : 'c', path: p,
+    major: (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0, minor: ((lo & 0xff) | ((lo >>> 12) & 0xffffff00)) >>> 0,
+    fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid,
+  };
+}
+
 function hostDevices(): Device[] {
   const out: Device[] = [];
   const skip = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
@@ -267,12 +331,7 @@ function hostDevices(): Device[] {
       }
       // console and ptmx: the container's own (its pty; /dev/ptmx -> pts/ptmx of its devpts)
       if ((dir === '/dev' && (n === 'console' || n === 'ptmx')) || !(st.isCharacterDevice() || st.isBlockDevice())) continue;
-      const lo = st.rdev >>> 0, hi = Math.floor(st.rdev / 2 ** 32) >>> 0; // glibc's major()/minor()
-      out.push({
-        type: st.isBlockDevice() ? 'b' : 'c', path: p,
-        major: (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0, minor: ((lo & 0xff) | ((lo >>> 12) & 0xffffff00)) >>> 0,
-        fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid,
-      });
+      out.push(deviceInfo(p));
     }
   };
   walk('/dev');
@@ -331,4 +390,12 @@ export function resolveUser(rootfs: string, spec: string): { uid: number; gid: n
   }
   const extra = name ? groups.filter((f) => (f[3] ?? '').split(',').includes(name!)).map((f) => Number(f[2])).filter((x) => x !== gid) : [];
   return { uid, gid, ...(extra.length ? { additionalGids: extra } : {}) };
+}
+
+/** --group-add: a gid, or a group name from the image's /etc/group. */
+function groupId(rootfs: string, g: string): number {
+  if (/^\d+$/.test(g)) return Number(g);
+  const ent = (readInRoot(rootfs, '/etc/group') ?? '').split('\n').map((l) => l.split(':')).find((f) => f.length >= 3 && f[0] === g);
+  if (!ent) throw new TsrunError(`unable to find group ${g}: no matching entries in group file`, 126);
+  return Number(ent[2]);
 }

@@ -38,7 +38,12 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
       Memory: res?.memory?.limit ?? 0, MemorySwap: res?.memory?.swap ?? 0, MemoryReservation: res?.memory?.reservation ?? 0,
       NanoCpus: res?.cpu?.quota && res.cpu.quota > 0 ? Math.round((res.cpu.quota / (res.cpu.period || 100000)) * 1e9) : 0,
       CpuShares: res?.cpu?.shares ?? 0, CpusetCpus: res?.cpu?.cpus ?? '', PidsLimit: res?.pids?.limit ?? null,
-      ReadonlyRootfs: !!spec.root?.readonly, Init: init || null, CapAdd: null, CapDrop: null },
+      ReadonlyRootfs: !!spec.root?.readonly, Init: init || null, CapAdd: null, CapDrop: null,
+      ShmSize: shmSize(spec), Ulimits: spec.process?.rlimits?.map((l) => ({ Name: l.type.replace(/^RLIMIT_/, '').toLowerCase(), Soft: l.soft, Hard: l.hard })) ?? null,
+      Sysctls: spec.linux?.sysctl ?? {}, OomScoreAdj: spec.process?.oomScoreAdj ?? 0,
+      PidMode: hasNs(spec, 'pid') ? '' : 'host', IpcMode: hasNs(spec, 'ipc') ? 'private' : 'host', UTSMode: hasNs(spec, 'uts') ? '' : 'host',
+      Privileged: !!res?.devices?.[0]?.allow,
+      Devices: res?.devices?.[0]?.allow ? [] : (spec.linux?.devices ?? []).map((d) => ({ PathOnHost: '', PathInContainer: d.path, CgroupPermissions: res?.devices?.find((x) => x.allow && x.major === d.major && x.minor === d.minor)?.access ?? '' })) },
     Mounts: mounts,
     Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,
       OpenStdin: !!c.openStdin, StdinOnce: false, Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image,
@@ -47,12 +52,22 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
   };
 }
 
+function shmSize(spec: Spec): number {
+  const m = spec.mounts?.find((x) => x.destination === '/dev/shm' && x.type === 'tmpfs');
+  const v = m?.options?.find((o) => o.startsWith('size='))?.slice(5);
+  return v && /^\d+$/.test(v) ? Number(v) : 67108864;
+}
+
+function hasNs(spec: Spec, type: string): boolean {
+  return !!spec.linux?.namespaces?.some((n) => n.type === type && !n.path);
+}
+
 interface Spec {
-  process?: { env?: string[]; cwd?: string; args?: string[]; user?: { uid: number; gid: number }; terminal?: boolean };
+  process?: { env?: string[]; cwd?: string; args?: string[]; user?: { uid: number; gid: number }; terminal?: boolean; rlimits?: { type: string; soft: number; hard: number }[]; oomScoreAdj?: number };
   hostname?: string;
   root?: { readonly?: boolean };
   mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
-  linux?: { resources?: { memory?: { limit?: number; swap?: number; reservation?: number }; cpu?: { quota?: number; period?: number; shares?: number; cpus?: string }; pids?: { limit?: number } } };
+  linux?: { namespaces?: { type: string; path?: string }[]; sysctl?: Record<string, string>; devices?: { path: string; major?: number; minor?: number }[]; resources?: { devices?: { allow: boolean; major?: number; minor?: number; access?: string }[]; memory?: { limit?: number; swap?: number; reservation?: number }; cpu?: { quota?: number; period?: number; shares?: number; cpus?: string }; pids?: { limit?: number } } };
 }
 
 interface MountPoint { Type: 'bind' | 'volume' | 'tmpfs'; Name?: string; Source: string; Destination: string; Driver?: string; Mode: string; RW: boolean; Propagation: string }

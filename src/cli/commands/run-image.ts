@@ -13,9 +13,10 @@ export const RUN_FLAGS = {
   bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init', 'publish-all'],
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
-    'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address', 'detach-keys'],
+    'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address', 'detach-keys', 'shm-size', 'pid', 'ipc', 'uts',
+    'oom-score-adj', 'cidfile'],
   multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file',
-    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link'],
+    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link', 'ulimit', 'sysctl', 'group-add', 'device'],
   alias: {
     d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname',
     v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label', p: 'publish', P: 'publish-all', net: 'network', 'net-alias': 'network-alias',
@@ -84,6 +85,21 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     try { if (parseSignal(stopSignal) === 0) throw new Error(); } catch { throw new TsrunError(`Invalid signal: ${stopSignal}`, 125); }
   }
   const pidsLimit = intFlag(p, 'pids-limit');
+  const ns = (flag: 'pid' | 'ipc' | 'uts', ok: string[]) => {
+    const v = str(p, flag);
+    if (v !== undefined && !ok.includes(v)) throw new TsrunError(`invalid ${flag.toUpperCase()} mode: ${v} (${ok.filter(Boolean).join(', ')})`, 125);
+    return v === 'host';
+  };
+  const oomScoreAdj = intFlag(p, 'oom-score-adj');
+  if (oomScoreAdj !== undefined && (oomScoreAdj < -1000 || oomScoreAdj > 1000)) throw new TsrunError(`Invalid value ${oomScoreAdj}, range for oom score adj is [-1000, 1000]`, 125);
+  const shmSize = bytesFlag(p, 'shm-size');
+  if (shmSize !== undefined && shmSize <= 0) throw badValue('shm-size', str(p, 'shm-size')!, 'must be greater than 0');
+  const sysctls: Record<string, string> = {};
+  for (const s of list('sysctl')) {
+    const i = s.indexOf('=');
+    if (i <= 0) throw badValue('sysctl', s, `sysctl '${s}' is not whitelisted`);
+    sysctls[s.slice(0, i)] = s.slice(i + 1);
+  }
   return {
     root: g.root, image: p.args[0], args: p.args.slice(1), name: str(p, 'name'), rm: !!p.flags.rm, detach: !!p.flags.detach,
     tty: !!(p.flags.tty || p.flags.it || p.flags.ti), entrypoint: str(p, 'entrypoint'), env: env.length ? env : undefined,
@@ -109,12 +125,44 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(p.flags.interactive || p.flags.it || p.flags.ti ? {} : { stdin: 'null' as const }), // -it is -i -t
     ...(p.flags.init ? { init: true } : {}),
     ...(str(p, 'detach-keys') !== undefined ? { detachKeys: str(p, 'detach-keys') } : {}),
+    ...(list('ulimit').length ? { ulimits: list('ulimit').map(ulimit) } : {}),
+    ...(shmSize !== undefined ? { shmSize } : {}),
+    ...(Object.keys(sysctls).length ? { sysctls } : {}),
+    ...(list('group-add').length ? { groupAdd: list('group-add') } : {}),
+    ...(ns('pid', ['host', '']) ? { pidHost: true } : {}),
+    ...(ns('ipc', ['host', 'private', 'shareable', '']) ? { ipcHost: true } : {}),
+    ...(ns('uts', ['host', '']) ? { utsHost: true } : {}),
+    ...(str(p, 'network') === 'host' ? { netHost: true } : {}),
+    ...(oomScoreAdj !== undefined ? { oomScoreAdj } : {}),
+    ...(list('device').length ? { devices: list('device').map(device) } : {}),
+    ...(str(p, 'cidfile') !== undefined ? { cidfile: str(p, 'cidfile') } : {}),
     net: {
       network: str(p, 'network'), ip: str(p, 'ip'), mac: str(p, 'mac-address'), publishAll: !!p.flags['publish-all'],
       publish: list('publish'), expose: list('expose'), aliases: list('network-alias'), dns: list('dns'), dnsSearch: list('dns-search'),
       dnsOptions: list('dns-option'), addHosts: list('add-host'), links: list('link'),
     },
   };
+}
+
+/** --ulimit NAME=SOFT[:HARD] as docker checks it. */
+function ulimit(v: string): { name: string; soft: number; hard: number } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ULIMITS } = require('../../engine/spec') as typeof import('../../engine/spec');
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(v);
+  if (!m) throw badValue('ulimit', v, `invalid ulimit argument: ${v}`);
+  if (!ULIMITS.includes(m[1])) throw badValue('ulimit', v, `invalid ulimit type: ${m[1]}`);
+  const soft = Number(m[2]), hard = m[3] === undefined ? soft : Number(m[3]);
+  if (soft !== -1 && hard !== -1 && soft > hard) throw badValue('ulimit', v, `ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+  return { name: m[1], soft, hard };
+}
+
+/** --device HOST[:CONTAINER][:PERMS] (perms: some of r, w, m). */
+function device(v: string): { host: string; container: string; perms: string } {
+  const parts = v.split(':');
+  let perms = 'rwm';
+  if (parts.length > 1 && /^[rwm]{1,3}$/.test(parts[parts.length - 1])) perms = parts.pop()!;
+  if (parts.length > 2 || !parts[0].startsWith('/') || (parts[1] !== undefined && !parts[1].startsWith('/'))) throw badValue('device', v, `bad format for path: ${v}`);
+  return { host: parts[0], container: parts[1] ?? parts[0], perms };
 }
 
 function restartPolicy(v: string | undefined): string | undefined {
