@@ -378,3 +378,17 @@ t2('system prune: stopped containers, --volumes (anonymous ones), dangling or (-
   t.regex(images.stdout, /Deleted Images:\nuntagged: test\/unused:1\ndeleted: sha256:[0-9a-f]{64}\n/);
   t.regex((await r(['images'])).stdout, /test\/bb/, 'the image of a container stays');
 });
+
+t2('diff: a container\'s additions (A), changes (C) and deletions (D), sorted, from its writable layer', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('diff');
+  const run = await r(['run', '--name', name, 'test/bb:1', 'sh', '-c', 'echo new > /etc/newfile; echo x >> /etc/group; rm /bin/ls; mkdir -p /data/sub; touch /data/sub/f']);
+  t.is(run.code, 0, describe(run));
+  const d = await r(['diff', name]);
+  t.is(d.code, 0, describe(d));
+  t.is(d.stdout, 'C /bin\nD /bin/ls\nA /data\nA /data/sub\nA /data/sub/f\nC /etc\nC /etc/group\nA /etc/newfile\n');
+  t.is((await r(['container', 'diff', name])).stdout, d.stdout);
+  const none = await r(['diff', 'no-such-container']);
+  t.is(none.code, 1);
+  t.regex(none.stderr, /No such container: no-such-container/);
+});

@@ -32,6 +32,7 @@ export const COMMANDS: Record<string, Cmd> = {
   stats: () => require('./commands/stats'),
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
+  diff: () => require('./commands/diff'),
   attach: () => require('./commands/attach'),
   'docker-events': () => require('./commands/docker-events'),
   volume: () => require('./commands/volume'),

@@ -25,6 +25,7 @@ const COMMANDS: Record<string, [string, string]> = {
   attach: ['[OPTIONS] CONTAINER', 'Attach local standard input, output, and error streams to a running container'],
   commit: ['[OPTIONS] CONTAINER [REPOSITORY[:TAG]]', 'Create a new image from a container\'s changes'],
   cp: ['[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       tsrun cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH', 'Copy files/folders between a container and the local filesystem'],
+  diff: ['CONTAINER', 'Inspect changes to files or directories on a container\'s filesystem'],
   export: ['[OPTIONS] CONTAINER', 'Export a container\'s filesystem as a tar archive'],
   history: ['[OPTIONS] IMAGE', 'Show the history of an image'],
   images: ['[OPTIONS] [REPOSITORY[:TAG]]', 'List images'],

@@ -49,6 +49,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
   stats: () => ({ default: (a: string[], g: Globals) => engineCommand('stats', a, g) }),
   container: () => ({ default: containerCommand }),
   cp: () => ({ default: (a: string[], g: Globals) => engineCommand('cp', a, g) }),
+  diff: () => ({ default: (a: string[], g: Globals) => engineCommand('diff', a, g) }),
   attach: () => ({ default: (a: string[], g: Globals) => engineCommand('attach', a, g) }),
   volume: () => ({ default: (a: string[], g: Globals) => engineCommand('volume', a, g) }),
   doctor: () => ({ default: (a: string[], g: Globals) => engineCommand('doctor', a, g) }),
@@ -65,7 +66,7 @@ const COMMANDS: Record<string, () => { default: (argv: string[], g: Globals) => 
 const CONTAINER_ENGINE: Record<string, string> = {
   run: 'run-image', create: 'create-image', start: 'docker-start', kill: 'docker-kill', ls: 'containers-ps', list: 'containers-ps',
   ps: 'containers-ps', rm: 'rm', remove: 'rm', logs: 'logs', stop: 'stop', restart: 'restart', inspect: 'inspect', wait: 'wait',
-  rename: 'rename', top: 'top', stats: 'stats', export: 'export', commit: 'commit', attach: 'attach', port: 'port', cp: 'cp',
+  rename: 'rename', top: 'top', stats: 'stats', export: 'export', commit: 'commit', attach: 'attach', port: 'port', cp: 'cp', diff: 'diff',
 };
 const CONTAINER_MAIN: Record<string, string> = { exec: 'exec', pause: 'pause', unpause: 'resume', update: 'update' };
 
