@@ -1,5 +1,6 @@
 // tsrun-supervisor: the per-container supervisor of a detached container (`tsrun run -d`).
 // usage: tsrun-supervisor --id ID --dir DIR --root ROOT --tsrun CMD [--node NODE] [--log FILE]
+//        [--log-max-size BYTES [--log-max-file N]]
 //        [--restart no|always|unless-stopped|on-failure[:N]] [--rm] [--tty] [--stdin] [--attach-fd N]
 // Fd 3 (a pipe to the CLI) gets one line: `ok <init pid>` or `error <message>` (then exit 125).
 // It detaches, becomes a child subreaper, runs `tsrun create` + `tsrun start`, reaps the
@@ -128,6 +129,25 @@ static size_t utf8_len(const unsigned char *s, size_t n) {  // length of a valid
   return k;
 }
 
+// --log-opt max-size / max-file (docker's json-file): past max_size bytes, FILE.(k-1) becomes FILE.k,
+// FILE becomes FILE.1 and a new FILE starts; with max_file 1 FILE starts over.
+static long long log_max_size, log_size;
+static int log_max_file = 1;
+
+static void rotate_log(void) {
+  char from[4096], to[4096];
+  for (int k = log_max_file - 1; k >= 1; k--) {
+    if (k == 1) snprintf(from, sizeof from, "%s", logpath); else snprintf(from, sizeof from, "%s.%d", logpath, k - 1);
+    snprintf(to, sizeof to, "%s.%d", logpath, k);
+    if (rename(from, to) < 0 && errno != ENOENT) logerr(errno, "rename %s", from);
+  }
+  int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (log_max_file == 1 ? O_TRUNC : 0), 0640);
+  if (fd < 0) { logerr(errno, "open %s", logpath); return; }
+  if (dup3(fd, logfd, O_CLOEXEC) < 0) logerr(errno, "dup3 %s", logpath);
+  close(fd);
+  log_size = 0;
+}
+
 static void emit(int stream, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   char *o = jbuf;
@@ -148,6 +168,8 @@ static void emit(int stream, const char *s, size_t n) {
   o += strlen(o);
   memcpy(o, "\"}\n", 3); o += 3;
   if (write_all(logfd, jbuf, (size_t)(o - jbuf)) < 0) logerr(errno, "write %s", logpath);
+  log_size += o - jbuf;
+  if (log_max_size > 0 && log_size >= log_max_size) rotate_log();
 }
 
 static void take(int stream, const char *p, size_t n) {
@@ -553,6 +575,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--tsrun")) tsrun = v, i++;
     else if (!strcmp(a, "--node")) node = v, i++;
     else if (!strcmp(a, "--log")) logpath = v, i++;
+    else if (!strcmp(a, "--log-max-size")) log_max_size = atoll(v), i++;
+    else if (!strcmp(a, "--log-max-file")) { log_max_file = atoi(v); i++; if (log_max_file < 1) fail(0, "bad --log-max-file"); }
     else if (!strcmp(a, "--restart")) {
       i++;
       if (!strcmp(v, "no")) policy = R_NO;
@@ -612,6 +636,7 @@ int main(int argc, char **argv) {
   }
   suppid_written = 1;
   if ((logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) fail(errno, logpath);
+  { struct stat st; if (fstat(logfd, &st) == 0) log_size = st.st_size; }
   if (opt_tty) {  // bound by a relative name, given to `tsrun create` as /proc/self/fd/3 (an O_PATH fd):
     // DIR may be longer than sun_path
     struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "console.sock" };

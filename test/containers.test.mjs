@@ -2,7 +2,7 @@
 // name, stop, start, wait, kill, restart policies, inspect, rm -f. Images come from `import`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childEnv, rt, newRoot, uniqueId, tempDir, ensureImage, describe, tsrunOnly, mountsUnder, waitFor, sleep, TSRUN, withEngineImage } from './helpers/index.mjs';
 
@@ -391,4 +391,42 @@ t2('diff: a container\'s additions (A), changes (C) and deletions (D), sorted, f
   const none = await r(['diff', 'no-such-container']);
   t.is(none.code, 1);
   t.regex(none.stderr, /No such container: no-such-container/);
+});
+
+t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotated files, -f follows across rotations); --log-driver none', async t => {
+  const { root, r } = await setup(t);
+  const lines = n => Array.from({ length: n }, (_, i) => `line-${i}\n`).join('');
+  // kept: max-file 3 of 2 KiB each; the oldest lines are gone
+  const kept = await r(['run', '-d', '--name', uniqueId('rot'), '--log-opt', 'max-size=2k', '--log-opt', 'max-file=3', 'test/bb:1',
+    'sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done']);
+  t.is(kept.code, 0, describe(kept));
+  const id = kept.stdout.trim();
+  await waitFor(async () => (await r(['inspect', '-f', '{{.State.Status}}', id])).stdout.trim() === 'exited', { what: 'exit' });
+  const files = readdirSync(join(root, 'containers', id)).filter(f => f.includes('-json.log')).sort();
+  t.deepEqual(files, [`${id}-json.log`, `${id}-json.log.1`, `${id}-json.log.2`]);
+  for (const f of files) t.true(statSync(join(root, 'containers', id, f)).size <= 2048 + 100, f);
+  const all = (await r(['logs', id])).stdout;
+  t.true(all.endsWith(lines(200).split('\n').slice(-41, -1).join('\n') + '\n'), 'the newest lines, in order');
+  t.false(all.startsWith('line-0\n'), 'the oldest lines were rotated away');
+  t.is((await r(['logs', '--tail', '2', id])).stdout, 'line-198\nline-199\n');
+  t.deepEqual(JSON.parse((await r(['inspect', id])).stdout)[0].HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '2048', 'max-file': '3' } });
+  // logs -f across rotations: every line once, in order
+  const name = uniqueId('fol');
+  t.is((await r(['run', '-d', '--name', name, '--log-opt', 'max-size=1k', '--log-opt', 'max-file=10', 'test/bb:1',
+    'sh', '-c', 'sleep 1; i=0; while [ $i -lt 60 ]; do echo line-$i; i=$((i+1)); usleep 20000; done'])).code, 0);
+  const f = await r(['logs', '-f', name], { timeout: 60_000 });
+  t.is(f.stdout, lines(60));
+  // none: nothing written, logs refuses
+  const quiet = uniqueId('none');
+  const none = await r(['run', '-d', '--name', quiet, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi']);
+  t.is(none.code, 0, describe(none));
+  const l = await r(['logs', quiet]);
+  t.is(l.code, 1);
+  t.regex(l.stderr, /configured logging driver does not support reading/);
+  for (const [flags, re] of [[['--log-driver', 'syslog'], /logging driver "syslog" is not supported/], [['--log-opt', 'max-file=3'], /max-file cannot be set without max-size/],
+    [['--log-opt', 'max-size=big'], /invalid value for log opt max-size: big/], [['--log-opt', 'colour=red'], /unknown log opt 'colour'/]]) {
+    const res = await r(['run', '--rm', ...flags, 'test/bb:1', 'true']);
+    t.is(res.code, 125, describe(res));
+    t.regex(res.stderr, re);
+  }
 });

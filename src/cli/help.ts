@@ -73,6 +73,8 @@ const COMMANDS: Record<string, [string, string]> = {
 const FLAGS: Record<string, string> = {
   'add-host': 'Add a custom host-to-IP mapping (host:ip)',
   cidfile: 'Write the container ID to the file',
+  'log-driver': 'Logging driver for the container (json-file, none)',
+  'log-opt': 'Log driver options (json-file: max-size, max-file)',
   device: 'Add a host device to the container',
   'group-add': 'Add additional groups to join',
   ipc: 'IPC mode to use (host, private, shareable)',

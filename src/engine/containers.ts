@@ -29,6 +29,16 @@ export interface ContainerRecord {
   stopSignal?: string;               // --stop-signal or the image's StopSignal
   stopTimeout?: number;              // --stop-timeout, seconds
   net?: import('./network/config').NetConfig;   // --network, -p, --dns...: see network/
+  /** --log-driver json-file (the default) or none; --log-opt max-size (bytes) and max-file */
+  log?: { driver: 'json-file' | 'none'; maxSize?: number; maxFile?: number };
+}
+
+/** The json-file log of a container, and its rotated files oldest first (FILE.N ... FILE.1, FILE). */
+export function logFiles(root: string, c: ContainerRecord): string[] {
+  const file = path.join(containerPath(root, c.id), `${c.id}-json.log`);
+  const older: string[] = [];
+  for (let k = 1; k < (c.log?.maxFile ?? 1); k++) older.unshift(`${file}.${k}`);
+  return [...older, file];
 }
 
 export function containersDir(root: string): string {

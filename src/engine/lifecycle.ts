@@ -86,7 +86,8 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   try { fs.unlinkSync(path.join(dir, 'stopped')); } catch { /* none */ }
   try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
-    '--log', path.join(dir, `${c.id}-json.log`), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
+    '--log', c.log?.driver === 'none' ? '/dev/null' : path.join(dir, `${c.id}-json.log`),
+    ...(c.log?.maxSize ? ['--log-max-size', String(c.log.maxSize), '--log-max-file', String(c.log.maxFile ?? 1)] : []), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
     ...(o.stdin ?? c.openStdin ? ['--stdin'] : []), ...(o.attach ? ['--attach-fd', '4'] : [])];
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;

@@ -21,6 +21,8 @@ export interface RunImageOptions extends RunFlags {
   restart?: string;
   pull?: 'missing' | 'always' | 'never';
   detachKeys?: string;
+  /** --log-driver, --log-opt */
+  log?: ct.ContainerRecord['log'];
   /** --cidfile: the new container's id is written there (refused when the file exists) */
   cidfile?: string;
   /** --network, -p, -P, --ip, --dns... (network/spec.ts) */
@@ -71,7 +73,7 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     id: ct.newId(), name: o.name ?? ct.generateName(taken), image: o.image, imageId: img.id,
     chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
     created: new Date().toISOString(), args: o.args ?? [], autoRemove: !!o.rm, tty: !!o.tty,
-    restart: o.restart ?? 'no', detached: !!o.detach, openStdin: o.stdin !== 'null',
+    restart: o.restart ?? 'no', detached: !!o.detach, openStdin: o.stdin !== 'null', ...(o.log ? { log: o.log } : {}),
   };
   for (let i = 0; ; i++) {
     try {

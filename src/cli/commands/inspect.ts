@@ -43,6 +43,7 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
       Sysctls: spec.linux?.sysctl ?? {}, OomScoreAdj: spec.process?.oomScoreAdj ?? 0,
       PidMode: hasNs(spec, 'pid') ? '' : 'host', IpcMode: hasNs(spec, 'ipc') ? 'private' : 'host', UTSMode: hasNs(spec, 'uts') ? '' : 'host',
       Privileged: !!res?.devices?.[0]?.allow,
+      LogConfig: { Type: c.log?.driver ?? 'json-file', Config: { ...(c.log?.maxSize ? { 'max-size': String(c.log.maxSize) } : {}), ...(c.log?.maxFile ? { 'max-file': String(c.log.maxFile) } : {}) } },
       Devices: res?.devices?.[0]?.allow ? [] : (spec.linux?.devices ?? []).map((d) => ({ PathOnHost: '', PathInContainer: d.path, CgroupPermissions: res?.devices?.find((x) => x.allow && x.major === d.major && x.minor === d.minor)?.access ?? '' })) },
     Mounts: mounts,
     Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,

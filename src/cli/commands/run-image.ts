@@ -14,9 +14,9 @@ export const RUN_FLAGS = {
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
     'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address', 'detach-keys', 'shm-size', 'pid', 'ipc', 'uts',
-    'oom-score-adj', 'cidfile'],
+    'oom-score-adj', 'cidfile', 'log-driver'],
   multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file',
-    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link', 'ulimit', 'sysctl', 'group-add', 'device'],
+    'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link', 'ulimit', 'sysctl', 'group-add', 'device', 'log-opt'],
   alias: {
     d: 'detach', i: 'interactive', t: 'tty', e: 'env', w: 'workdir', u: 'user', h: 'hostname',
     v: 'volume', m: 'memory', c: 'cpu-shares', l: 'label', p: 'publish', P: 'publish-all', net: 'network', 'net-alias': 'network-alias',
@@ -136,12 +136,37 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(oomScoreAdj !== undefined ? { oomScoreAdj } : {}),
     ...(list('device').length ? { devices: list('device').map(device) } : {}),
     ...(str(p, 'cidfile') !== undefined ? { cidfile: str(p, 'cidfile') } : {}),
+    ...logConfig(str(p, 'log-driver'), list('log-opt')),
     net: {
       network: str(p, 'network'), ip: str(p, 'ip'), mac: str(p, 'mac-address'), publishAll: !!p.flags['publish-all'],
       publish: list('publish'), expose: list('expose'), aliases: list('network-alias'), dns: list('dns'), dnsSearch: list('dns-search'),
       dnsOptions: list('dns-option'), addHosts: list('add-host'), links: list('link'),
     },
   };
+}
+
+/** --log-driver json-file|none and json-file's --log-opt max-size=SIZE, max-file=N (docker's checks). */
+function logConfig(driver: string | undefined, opts: string[]): { log?: { driver: 'json-file' | 'none'; maxSize?: number; maxFile?: number } } {
+  if (driver === undefined && !opts.length) return {};
+  const d = driver ?? 'json-file';
+  if (d !== 'json-file' && d !== 'none') throw new TsrunError(`failed to create task for container: logging driver "${d}" is not supported by tsrun (json-file, none)`, 125);
+  if (d === 'none' && opts.length) throw new TsrunError('logger: no log opts are allowed for the none driver', 125);
+  let maxSize: number | undefined, maxFile: number | undefined;
+  for (const o of opts) {
+    const i = o.indexOf('=');
+    const k = i < 0 ? o : o.slice(0, i), v = i < 0 ? '' : o.slice(i + 1);
+    if (k === 'max-size') {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const n = (require('../../engine/volumes') as typeof import('../../engine/volumes')).parseBytes(v);
+      if (n === undefined || n <= 0) throw new TsrunError(`invalid value for log opt max-size: ${v}`, 125);
+      maxSize = n;
+    } else if (k === 'max-file') {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new TsrunError('max-file cannot be less than 1', 125);
+      maxFile = Number(v);
+    } else throw new TsrunError(`unknown log opt '${k}' for json-file log driver`, 125);
+  }
+  if (maxFile !== undefined && maxFile > 1 && maxSize === undefined) throw new TsrunError('max-file cannot be set without max-size', 125);
+  return { log: { driver: d, ...(maxSize ? { maxSize } : {}), ...(maxFile ? { maxFile } : {}) } };
 }
 
 /** --ulimit NAME=SOFT[:HARD] as docker checks it. */
