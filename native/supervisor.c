@@ -1,6 +1,6 @@
 // tsrun-supervisor: the per-container supervisor of a detached container (`tsrun run -d`).
 // usage: tsrun-supervisor --id ID --dir DIR --root ROOT --tsrun CMD [--node NODE] [--log FILE]
-//        [--log-max-size BYTES [--log-max-file N]]
+//        [--log-max-size BYTES [--log-max-file N]] [--health-interval MS]
 //        [--restart no|always|unless-stopped|on-failure[:N]] [--rm] [--tty] [--stdin] [--attach-fd N]
 // Fd 3 (a pipe to the CLI) gets one line: `ok <init pid>` or `error <message>` (then exit 125).
 // It detaches, becomes a child subreaper, runs `tsrun create` + `tsrun start`, reaps the
@@ -132,6 +132,7 @@ static size_t utf8_len(const unsigned char *s, size_t n) {  // length of a valid
 // --log-opt max-size / max-file (docker's json-file): past max_size bytes, FILE.(k-1) becomes FILE.k,
 // FILE becomes FILE.1 and a new FILE starts; with max_file 1 FILE starts over.
 static long long log_max_size, log_size;
+static long long health_interval;  // ms between `tsrun container healthcheck ID` runs; 0: no health check
 static int log_max_file = 1;
 
 static void rotate_log(void) {
@@ -576,6 +577,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--node")) node = v, i++;
     else if (!strcmp(a, "--log")) logpath = v, i++;
     else if (!strcmp(a, "--log-max-size")) log_max_size = atoll(v), i++;
+    else if (!strcmp(a, "--health-interval")) { health_interval = atoll(v); i++; if (health_interval < 1) fail(0, "bad --health-interval"); }
     else if (!strcmp(a, "--log-max-file")) { log_max_file = atoi(v); i++; if (log_max_file < 1) fail(0, "bad --log-max-file"); }
     else if (!strcmp(a, "--restart")) {
       i++;
@@ -669,8 +671,20 @@ int main(int argc, char **argv) {
     } else {
       event("start", -1);  // here, not in the CLI: before the die of a container that exits at once
       if (first) { snprintf(b, sizeof b, "%d", (int)init_pid); outcome("ok", b); }
+      long long next_check = now_ms() + health_interval;
       while (!init_done) {  // (a second console on consock: not expected; recv_console closes it)
-        serve(-1, 1, -1);
+        int timeout = -1;
+        if (health_interval > 0) {
+          long long left = next_check - now_ms();
+          if (left <= 0) {  // one probe (it records its result itself); the container keeps being served meanwhile
+            int hp[2];
+            if (mkpipe(hp) == 0) { tsrun_cmd(-1, -1, hp[1], hp[0], 1, "container", "healthcheck", id, NULL); close(hp[0]); close(hp[1]); }
+            next_check = now_ms() + health_interval;
+            continue;
+          }
+          timeout = left > 1000000 ? 1000000 : (int)left;
+        }
+        serve(-1, 1, timeout);
         reap(0, &dummy, &dummy);
       }
       code = WIFEXITED(init_status) ? WEXITSTATUS(init_status) : 128 + WTERMSIG(init_status);

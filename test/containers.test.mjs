@@ -430,3 +430,43 @@ t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotate
     t.regex(res.stderr, re);
   }
 });
+
+t2('health checks: --health-cmd runs every --health-interval; starting, healthy, unhealthy after --health-retries failures; ps, inspect State.Health, events; a probe past --health-timeout is killed', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('hc');
+  const run = await r(['run', '-d', '--name', name, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '200ms', '--health-retries', '2', 'test/bb:1', 'sleep', '1000']);
+  t.is(run.code, 0, describe(run));
+  const status = async () => (await r(['ps', '--filter', `name=${name}`, '--format', '{{.Status}}'])).stdout.trim();
+  const health = async () => JSON.parse((await r(['inspect', name])).stdout)[0].State.Health;
+  t.regex(await status(), /^Up .*\((health: starting|unhealthy)\)$/);
+  await waitFor(async () => (await health()).Status === 'unhealthy', { what: 'unhealthy after 2 failures', timeout: 20_000 });
+  const sick = await health();
+  t.true(sick.FailingStreak >= 2, JSON.stringify(sick));
+  t.true(sick.Log.length >= 2 && sick.Log.length <= 5, 'the last five probes at most');
+  t.like(sick.Log[sick.Log.length - 1], { ExitCode: 1 });
+  t.is((await r(['exec', name, 'touch', '/tmp/ok'])).code, 0);
+  await waitFor(async () => /\(healthy\)$/.test(await status()), { what: 'healthy in ps', timeout: 20_000 });
+  t.is((await health()).FailingStreak, 0);
+  const cfg = JSON.parse((await r(['inspect', name])).stdout)[0].Config.Healthcheck;
+  t.deepEqual(cfg, { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Timeout: 30e9, StartPeriod: 0, Retries: 2 });
+  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--filter', 'event=health_status', '--format', '{{.Action}}']);
+  t.deepEqual(ev.stdout.trim().split('\n'), ['health_status: unhealthy', 'health_status: healthy']);
+  // timeout: the probe's process in the container is killed, the result is -1
+  const slow = uniqueId('slow');
+  t.is((await r(['run', '-d', '--name', slow, '--health-cmd', 'sleep 33', '--health-interval', '300ms', '--health-timeout', '200ms', 'test/bb:1', 'sleep', '1000'])).code, 0);
+  await waitFor(async () => JSON.parse((await r(['inspect', slow])).stdout)[0].State.Health.Log.length >= 2, { what: 'two timed-out probes', timeout: 20_000 });
+  const log = JSON.parse((await r(['inspect', slow])).stdout)[0].State.Health.Log[0];
+  t.like(log, { ExitCode: -1, Output: 'Health check exceeded timeout (200ms)' });
+  const top = await r(['top', slow]);
+  t.true((top.stdout.match(/sleep 33/g) ?? []).length <= 1, `timed-out probes are killed, they do not pile up:\n${top.stdout}`);
+  // no health check: no Health, no suffix; --no-healthcheck with --health-cmd is refused
+  const plain = uniqueId('plain');
+  t.is((await r(['run', '-d', '--name', plain, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  t.is(JSON.parse((await r(['inspect', plain])).stdout)[0].State.Health, undefined);
+  const bad = await r(['run', '--rm', '--no-healthcheck', '--health-cmd', 'true', 'test/bb:1', 'true']);
+  t.is(bad.code, 125);
+  t.regex(bad.stderr, /--no-healthcheck conflicts with --health-\* options/);
+  const badDur = await r(['run', '--rm', '--health-interval', 'soon', 'test/bb:1', 'true']);
+  t.is(badDur.code, 125);
+  t.regex(badDur.stderr, /invalid argument "soon" for "--health-interval" flag: time: invalid duration "soon"/);
+});

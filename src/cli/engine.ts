@@ -33,6 +33,16 @@ export const COMMANDS: Record<string, Cmd> = {
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
   diff: () => require('./commands/diff'),
+  healthcheck: () => ({
+    default: async (a: string[], g: Globals) => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { probe } = require('../engine/health') as typeof import('../engine/health');
+      const { tsrunBin } = require('../engine/lifecycle') as typeof import('../engine/lifecycle');
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      await probe(g.root, a[0], tsrunBin());
+      return 0;
+    },
+  }),
   attach: () => require('./commands/attach'),
   'docker-events': () => require('./commands/docker-events'),
   volume: () => require('./commands/volume'),

@@ -73,6 +73,12 @@ const COMMANDS: Record<string, [string, string]> = {
 const FLAGS: Record<string, string> = {
   'add-host': 'Add a custom host-to-IP mapping (host:ip)',
   cidfile: 'Write the container ID to the file',
+  'health-cmd': 'Command to run to check health',
+  'health-interval': 'Time between running the check (ms|s|m|h) (default 30s)',
+  'health-retries': 'Consecutive failures needed to report unhealthy',
+  'health-start-period': 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)',
+  'health-timeout': 'Maximum time to allow one check to run (ms|s|m|h) (default 30s)',
+  'no-healthcheck': 'Disable any container-specified HEALTHCHECK',
   'log-driver': 'Logging driver for the container (json-file, none)',
   'log-opt': 'Log driver options (json-file: max-size, max-file)',
   device: 'Add a host device to the container',

@@ -77,6 +77,7 @@ function containerCommand(argv: string[], g: Globals): Promise<number> | number 
     return 0;
   }
   if (sub === 'prune') return engineCommand('container', argv, g);
+  if (sub === 'healthcheck') return engineCommand('healthcheck', rest, g); // the supervisor's probe (hidden)
   if (sub !== undefined && Object.hasOwn(CONTAINER_ENGINE, sub)) return engineCommand(CONTAINER_ENGINE[sub], rest, g);
   if (sub !== undefined && Object.hasOwn(CONTAINER_MAIN, sub)) return COMMANDS[CONTAINER_MAIN[sub]]().default(rest, g);
   const all = [...Object.keys(CONTAINER_ENGINE), ...Object.keys(CONTAINER_MAIN), 'prune'].sort().join(', ');

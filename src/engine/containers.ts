@@ -31,6 +31,8 @@ export interface ContainerRecord {
   net?: import('./network/config').NetConfig;   // --network, -p, --dns...: see network/
   /** --log-driver json-file (the default) or none; --log-opt max-size (bytes) and max-file */
   log?: { driver: 'json-file' | 'none'; maxSize?: number; maxFile?: number };
+  /** the health check (the image's HEALTHCHECK and --health-*): see health.ts */
+  health?: import('./health').HealthConfig;
 }
 
 /** The json-file log of a container, and its rotated files oldest first (FILE.N ... FILE.1, FILE). */

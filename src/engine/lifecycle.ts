@@ -16,6 +16,19 @@ export interface ContainerState {
   pid: number;
   exit?: ExitInfo;
   startedAt?: string;
+  /** with a health check: the last recorded status of this run of the container (health.ts) */
+  health?: 'starting' | 'healthy' | 'unhealthy';
+}
+
+/** health.json's status when it is about this run (pid) of the container; starting before the first probe. */
+function healthOf(root: string, c: ct.ContainerRecord, pid: number): ContainerState['health'] {
+  if (!c.health) return undefined;
+  try {
+    const h = JSON.parse(fs.readFileSync(path.join(ct.containerPath(root, c.id), 'health.json'), 'utf8')) as { Status: ContainerState['health']; pid?: number };
+    return h.pid === pid ? h.Status : 'starting';
+  } catch {
+    return 'starting';
+  }
 }
 
 export function readExit(root: string, id: string): ExitInfo | undefined {
@@ -36,7 +49,7 @@ export function containerState(root: string, c: ct.ContainerRecord): ContainerSt
   const exit = readExit(root, c.id) ?? (c.exitCode !== undefined ? { exitCode: c.exitCode, finishedAt: c.finishedAt ?? '', oomKilled: !!c.oomKilled, restartCount: 0 } : undefined);
   if (rt) {
     const st = currentStatus(root, rt);
-    if (st === 'running') return { status: 'running', pid: rt.pid, exit, startedAt: c.startedAt ?? rt.created };
+    if (st === 'running') return { status: 'running', pid: rt.pid, exit, startedAt: c.startedAt ?? rt.created, ...(c.health ? { health: healthOf(root, c, rt.pid) } : {}) };
     if (st === 'paused') return { status: 'paused', pid: rt.pid, exit, startedAt: c.startedAt ?? rt.created };
     if (st === 'created') return { status: 'created', pid: rt.pid, exit };
   }
@@ -50,7 +63,7 @@ export function containerState(root: string, c: ct.ContainerRecord): ContainerSt
 /** "Up 5 seconds", "Exited (0) 2 minutes ago", "Created" — docker's STATUS column. */
 export function statusText(s: ContainerState, ago: (iso?: string) => string, duration: (ms: number) => string): string {
   switch (s.status) {
-    case 'running': return `Up ${s.startedAt ? duration(Date.now() - Date.parse(s.startedAt)) : 'Less than a second'}`;
+    case 'running': return `Up ${s.startedAt ? duration(Date.now() - Date.parse(s.startedAt)) : 'Less than a second'}${s.health ? (s.health === 'starting' ? ' (health: starting)' : ` (${s.health})`) : ''}`;
     case 'paused': return `Up ${s.startedAt ? duration(Date.now() - Date.parse(s.startedAt)) : ''} (Paused)`;
     case 'restarting': return `Restarting (${s.exit?.exitCode ?? 0}) ${ago(s.exit?.finishedAt)}`;
     case 'exited': return `Exited (${s.exit?.exitCode ?? 0}) ${ago(s.exit?.finishedAt)}`;
@@ -65,7 +78,7 @@ function supervisorBin(): string {
   return path.join(repoDir(), 'native', 'build', 'tsrun-supervisor');
 }
 
-function tsrunBin(): string {
+export function tsrunBin(): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { repoDir } = require('../kernel/native') as typeof import('../kernel/native');
   return path.join(repoDir(), 'bin', 'tsrun');
@@ -87,7 +100,8 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
     '--log', c.log?.driver === 'none' ? '/dev/null' : path.join(dir, `${c.id}-json.log`),
-    ...(c.log?.maxSize ? ['--log-max-size', String(c.log.maxSize), '--log-max-file', String(c.log.maxFile ?? 1)] : []), '--restart', o.restart ?? 'no', ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
+    ...(c.log?.maxSize ? ['--log-max-size', String(c.log.maxSize), '--log-max-file', String(c.log.maxFile ?? 1)] : []), '--restart', o.restart ?? 'no',
+    ...(c.health ? ['--health-interval', String(c.health.interval)] : []), ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
     ...(o.stdin ?? c.openStdin ? ['--stdin'] : []), ...(o.attach ? ['--attach-fd', '4'] : [])];
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;

@@ -21,6 +21,8 @@ export interface RunImageOptions extends RunFlags {
   restart?: string;
   pull?: 'missing' | 'always' | 'never';
   detachKeys?: string;
+  /** --health-*, --no-healthcheck (merged with the image's HEALTHCHECK) */
+  healthFlags?: { cmd?: string; interval?: number; timeout?: number; startPeriod?: number; retries?: number; none?: boolean };
   /** --log-driver, --log-opt */
   log?: ct.ContainerRecord['log'];
   /** --cidfile: the new container's id is written there (refused when the file exists) */
@@ -101,7 +103,9 @@ export async function createImageContainer(o: RunImageOptions): Promise<ct.Conta
     if (o.tty && spec.process && process.stdout.isTTY) spec.process.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
     fs.writeFileSync(path.join(ct.containerPath(o.root, rec.id), 'config.json'), JSON.stringify(spec, null, 2));
     const args = (spec.process?.args ?? []).slice(o.init ? 2 : 0); // the command, without --init's tini
-    const full: ct.ContainerRecord = { ...rec, args, ...extras, ...(net ? { net } : {}) };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const health = (require('./health') as typeof import('./health')).healthConfig(config.config?.Healthcheck, o.healthFlags ?? {});
+    const full: ct.ContainerRecord = { ...rec, args, ...extras, ...(net ? { net } : {}), ...(health ? { health } : {}) };
     ct.saveContainer(o.root, full);
     if (o.cidfile !== undefined) {
       try {

@@ -28,6 +28,7 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
       Status: s.status, Running: s.status === 'running' || s.status === 'paused', Paused: s.status === 'paused', Restarting: s.status === 'restarting',
       OOMKilled: !!s.exit?.oomKilled, Dead: false, Pid: s.pid, ExitCode: s.exit?.exitCode ?? 0, Error: '',
       StartedAt: c.startedAt ?? zero, FinishedAt: s.exit?.finishedAt ?? c.finishedAt ?? zero,
+      ...(c.health ? { Health: healthState(root, c.id, s.health) } : {}),
     },
     Image: c.imageId, Name: '/' + c.name, RestartCount: s.exit?.restartCount ?? 0,
     LogPath: path.join(containerPath(root, c.id), `${c.id}-json.log`),
@@ -48,9 +49,17 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
     Mounts: mounts,
     Config: { Hostname: spec.hostname ?? '', User: spec.process?.user ? `${spec.process.user.uid}:${spec.process.user.gid}` : '', Tty: !!spec.process?.terminal,
       OpenStdin: !!c.openStdin, StdinOnce: false, Env: spec.process?.env ?? [], Cmd: c.args.length ? c.args : null, Image: c.image,
-      WorkingDir: spec.process?.cwd ?? '', Labels: c.labels ?? {}, StopSignal: c.stopSignal ?? 'SIGTERM', ...(c.stopTimeout !== undefined ? { StopTimeout: c.stopTimeout } : {}) },
+      WorkingDir: spec.process?.cwd ?? '', Labels: c.labels ?? {},
+      ...(c.health ? { Healthcheck: { Test: c.health.test, Interval: c.health.interval * 1e6, Timeout: c.health.timeout * 1e6, StartPeriod: c.health.startPeriod * 1e6, Retries: c.health.retries } } : {}), StopSignal: c.stopSignal ?? 'SIGTERM', ...(c.stopTimeout !== undefined ? { StopTimeout: c.stopTimeout } : {}) },
     NetworkSettings: networkSettings(root, c),
   };
+}
+
+/** State.Health: health.json (its status as of this run of the container), without our pid field. */
+function healthState(root: string, id: string, status: string | undefined): { Status: string; FailingStreak: number; Log: unknown[] } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const h = (require('../../engine/health') as typeof import('../../engine/health')).readHealth(root, id);
+  return { Status: status ?? h?.Status ?? 'starting', FailingStreak: h?.FailingStreak ?? 0, Log: h?.Log ?? [] };
 }
 
 function shmSize(spec: Spec): number {

@@ -10,11 +10,11 @@ export default async function (argv: string[], g: Globals): Promise<number> {
 }
 
 export const RUN_FLAGS = {
-  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init', 'publish-all'],
+  bool: ['rm', 'detach', 'interactive', 'tty', 'read-only', 'it', 'ti', 'privileged', 'init', 'publish-all', 'no-healthcheck'],
   str: ['name', 'entrypoint', 'workdir', 'user', 'hostname', 'pull', 'platform', 'restart',
     'memory', 'memory-swap', 'memory-reservation', 'cpus', 'cpu-shares', 'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems',
     'pids-limit', 'stop-signal', 'stop-timeout', 'network', 'ip', 'mac-address', 'detach-keys', 'shm-size', 'pid', 'ipc', 'uts',
-    'oom-score-adj', 'cidfile', 'log-driver'],
+    'oom-score-adj', 'cidfile', 'log-driver', 'health-cmd', 'health-interval', 'health-timeout', 'health-start-period', 'health-retries'],
   multi: ['env', 'env-file', 'volume', 'mount', 'tmpfs', 'cap-add', 'cap-drop', 'security-opt', 'label', 'label-file',
     'publish', 'expose', 'network-alias', 'dns', 'dns-search', 'dns-option', 'add-host', 'link', 'ulimit', 'sysctl', 'group-add', 'device', 'log-opt'],
   alias: {
@@ -137,12 +137,35 @@ export function parseRunArgs(argv: string[], g: Globals, cmd: 'run' | 'create'):
     ...(list('device').length ? { devices: list('device').map(device) } : {}),
     ...(str(p, 'cidfile') !== undefined ? { cidfile: str(p, 'cidfile') } : {}),
     ...logConfig(str(p, 'log-driver'), list('log-opt')),
+    ...healthFlags(p),
     net: {
       network: str(p, 'network'), ip: str(p, 'ip'), mac: str(p, 'mac-address'), publishAll: !!p.flags['publish-all'],
       publish: list('publish'), expose: list('expose'), aliases: list('network-alias'), dns: list('dns'), dnsSearch: list('dns-search'),
       dnsOptions: list('dns-option'), addHosts: list('add-host'), links: list('link'),
     },
   };
+}
+
+/** --health-cmd, --health-interval/-timeout/-start-period (Go durations), --health-retries, --no-healthcheck. */
+function healthFlags(p: Parsed): { healthFlags?: import('../../engine/run').RunImageOptions['healthFlags'] } {
+  const dur = (name: string): number | undefined => {
+    const v = str(p, name);
+    if (v === undefined) return undefined;
+    let ms = 0;
+    if (!/^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/.test(v)) throw badValue(name, v, `time: invalid duration "${v}"`);
+    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g)) ms += Number(m[1]) * ({ ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 } as Record<string, number>)[m[2]];
+    if (ms < 1) throw new TsrunError(`--${name} cannot be less than 1ms`, 125);
+    return Math.round(ms);
+  };
+  const f = {
+    cmd: str(p, 'health-cmd'), interval: dur('health-interval'), timeout: dur('health-timeout'), startPeriod: dur('health-start-period'),
+    retries: intFlag(p, 'health-retries'), none: !!p.flags['no-healthcheck'],
+  };
+  if (f.retries !== undefined && f.retries < 0) throw new TsrunError('--health-retries cannot be negative', 125);
+  if (f.none && (f.cmd !== undefined || f.interval !== undefined || f.timeout !== undefined || f.retries !== undefined || f.startPeriod !== undefined)) {
+    throw new TsrunError('--no-healthcheck conflicts with --health-* options', 125);
+  }
+  return Object.values(f).some((v) => v !== undefined && v !== false) ? { healthFlags: f } : {};
 }
 
 /** --log-driver json-file|none and json-file's --log-opt max-size=SIZE, max-file=N (docker's checks). */
