@@ -282,6 +282,32 @@ static void notify_exit(int code) {
   for (int i = 0; i < MAX_CLIENTS; i++) if (cl[i].fd >= 0) drop_client(i);
 }
 
+// A restart policy: no, always, unless-stopped, on-failure[:N]; -1 if it is none of them.
+static int set_policy(const char *v) {
+  if (!strcmp(v, "no")) policy = R_NO;
+  else if (!strcmp(v, "always")) policy = R_ALWAYS;
+  else if (!strcmp(v, "unless-stopped")) policy = R_UNLESS_STOPPED;
+  else if (!strncmp(v, "on-failure", 10) && (v[10] == 0 || (v[10] == ':' && v[11] >= '0' && v[11] <= '9'))) {
+    policy = R_ON_FAILURE;
+    max_restarts = v[10] ? atoi(v + 11) : -1;
+  } else return -1;
+  return 0;
+}
+
+// `tsrun update --restart P` writes DIR/restart-policy: it holds from the next exit of the container.
+static void reload_policy(void) {
+  char path[4096], v[64];
+  snprintf(path, sizeof path, "%s/restart-policy", dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, v, sizeof v - 1);
+  close(fd);
+  if (n <= 0) return;
+  v[n] = 0;
+  v[strcspn(v, "\n")] = 0;
+  if (set_policy(v) < 0) logerr(0, "%s: bad restart policy %s", path, v);
+}
+
 // Read what is there from container fd k (non-blocking); close it at EOF/EIO.
 static void pump(int k) {
   for (;;) {
@@ -581,13 +607,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--log-max-file")) { log_max_file = atoi(v); i++; if (log_max_file < 1) fail(0, "bad --log-max-file"); }
     else if (!strcmp(a, "--restart")) {
       i++;
-      if (!strcmp(v, "no")) policy = R_NO;
-      else if (!strcmp(v, "always")) policy = R_ALWAYS;
-      else if (!strcmp(v, "unless-stopped")) policy = R_UNLESS_STOPPED;
-      else if (!strncmp(v, "on-failure", 10) && (v[10] == 0 || (v[10] == ':' && v[11] >= '0' && v[11] <= '9'))) {
-        policy = R_ON_FAILURE;
-        if (v[10]) max_restarts = atoi(v + 11);
-      } else fail(0, "bad --restart (no|always|unless-stopped|on-failure[:N])");
+      if (set_policy(v) < 0) fail(0, "bad --restart (no|always|unless-stopped|on-failure[:N])");
     } else fail(0, cat3("unknown option ", a, ""));
   }
   if (!id || !dir || !root || !tsrun) fail(0, "--id, --dir, --root and --tsrun are required");
@@ -699,6 +719,7 @@ int main(int argc, char **argv) {
       }
     }
     first = 0;
+    reload_policy();
     int again = !terminating && !stopped_marker() &&
                 (policy == R_ALWAYS || policy == R_UNLESS_STOPPED ||
                  (policy == R_ON_FAILURE && code != 0 && (max_restarts < 0 || restarts < max_restarts)));

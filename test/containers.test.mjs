@@ -470,3 +470,28 @@ t2('health checks: --health-cmd runs every --health-interval; starting, healthy,
   t.is(badDur.code, 125);
   t.regex(badDur.stderr, /invalid argument "soon" for "--health-interval" flag: time: invalid duration "soon"/);
 });
+
+t2('update NAME: limits applied to the running container\'s cgroups and kept for its next start; --restart takes effect at its next exit', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('upd');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', 'sleep 1; exit 3'])).code, 0);
+  const u = await r(['update', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--restart', 'on-failure:2', name]);
+  t.is(u.code, 0, describe(u));
+  t.is(u.stdout, `${name}\n`);
+  const id = JSON.parse((await r(['inspect', name])).stdout)[0].Id;
+  const limitFile = ['/sys/fs/cgroup/memory/tsrun', '/sys/fs/cgroup/tsrun'].map(d => join(d, id)).find(existsSync);
+  if (limitFile) t.regex(readFileSync(join(limitFile, existsSync(join(limitFile, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes'), 'utf8'), /^67108864\n$/, 'applied to the running container');
+  // the supervisor was started with --restart no: the new policy holds at the next exit
+  await waitFor(async () => { const s = JSON.parse((await r(['inspect', name])).stdout)[0]; return s.State.Status === 'exited' && s.RestartCount === 2; }, { what: 'two restarts, then exited', timeout: 30_000 });
+  const hc = JSON.parse((await r(['inspect', name])).stdout)[0].HostConfig;
+  t.like(hc, { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 }, Memory: 67108864, NanoCpus: 5e8, PidsLimit: 50 });
+  t.true(readFileSync(join(root, 'containers', id, 'config.json'), 'utf8').includes('"limit": 67108864'), 'kept for the next start');
+  const none = await r(['update', name]);
+  t.is(none.code, 1);
+  t.regex(none.stderr, /You must provide one or more flags when using this command/);
+  const auto = uniqueId('auto');
+  t.is((await r(['run', '-d', '--rm', '--name', auto, 'test/bb:1', 'sleep', '100'])).code, 0);
+  const refused = await r(['update', '--restart', 'always', auto]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /Restart policy cannot be updated because AutoRemove is enabled for the container/);
+});

@@ -58,4 +58,5 @@ export const COMMANDS: Record<string, Cmd> = {
   'containers-ps': () => require('./commands/containers-ps'),
   'docker-start': () => require('./commands/docker-start'),
   'docker-kill': () => require('./commands/docker-kill'),
+  'docker-update': () => require('./commands/docker-update'),
 };

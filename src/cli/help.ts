@@ -17,7 +17,7 @@ const COMMANDS: Record<string, [string, string]> = {
   pause: ['CONTAINER [CONTAINER...]', 'Pause all processes within one or more containers'],
   resume: ['CONTAINER [CONTAINER...]', 'Unpause all processes within one or more containers'],
   unpause: ['CONTAINER [CONTAINER...]', 'Unpause all processes within one or more containers'],
-  update: ['[OPTIONS] CONTAINER', 'Update the resource limits of a running container'],
+  update: ['[OPTIONS] CONTAINER [CONTAINER...]', 'Update configuration of one or more containers (limits now, the restart policy at the next exit)'],
   events: ['[OPTIONS]\n       tsrun events [--stats] [--interval D] ID   (runc\'s)', 'Get real time events from the engine'],
   spec: ['[OPTIONS]', 'Write a default config.json (an OCI bundle\'s)'],
   plan: ['[OPTIONS] [ID]', 'Print the kernel steps a container\'s creation would take'],

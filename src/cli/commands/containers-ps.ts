@@ -3,7 +3,7 @@ import { listContainers, containerPath, type ContainerRecord } from '../../engin
 import { containerState, statusText } from '../../engine/lifecycle';
 import { table, ago, humanDuration, humanSize } from '../format';
 import { familiar } from '../../image/ops';
-import { renderTemplate } from './inspect';
+import { renderRows } from '../template';
 import { TsrunError } from '../../runtime/errors';
 
 /** docker's SIZE column: the writable layer, and with the image ("virtual"). */
@@ -50,12 +50,10 @@ export default function (argv: string[], g: Globals): number {
   if (p.flags.quiet) {
     process.stdout.write(rows.map(({ c }) => (noTrunc ? c.id : c.id.slice(0, 12)) + '\n').join(''));
   } else if (format) {
-    for (const { c, s } of rows) {
-      const o = { ID: noTrunc ? c.id : c.id.slice(0, 12), Image: familiar(c.image), Command: cmd(c), CreatedAt: c.created, RunningFor: ago(c.created).replace(/ ago$/, ''),
+    const objs = rows.map(({ c, s }) => ({ ID: noTrunc ? c.id : c.id.slice(0, 12), Image: familiar(c.image), Command: cmd(c), CreatedAt: c.created, RunningFor: ago(c.created).replace(/ ago$/, ''),
         Status: statusText(s, ago, humanDuration), State: s.status, Ports: ports(c), Names: c.name, Labels: Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
-        ...(p.flags.size ? { Size: sizeOf(g, c, imageSizes) } : {}) };
-      process.stdout.write((format === 'json' || format === '{{json .}}' ? JSON.stringify(o) : renderTemplate(format, o)) + '\n');
-    }
+        ...(p.flags.size ? { Size: sizeOf(g, c, imageSizes) } : {}) }));
+    process.stdout.write(renderRows(objs, format, { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT' }));
   } else {
     const size = !!p.flags.size;
     process.stdout.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', ...(size ? ['SIZE'] : [])],

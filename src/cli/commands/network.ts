@@ -4,6 +4,7 @@ import { parse, str, type Globals } from '../args';
 import { TsrunError } from '../../runtime/errors';
 import { table } from '../format';
 import { renderTemplate } from './inspect';
+import { renderRows } from '../template';
 import * as net from '../../engine/network';
 import { findContainer, saveContainer, listContainers } from '../../engine/containers';
 import { confirmOrCancel, pruneFilter } from '../prune';
@@ -63,13 +64,14 @@ function create(argv: string[], g: Globals): number {
 
 function ls(argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['quiet', 'no-trunc'], str: ['format'], multi: ['filter'], alias: { q: 'quiet', f: 'filter' } }, 'network ls');
-  const rows = [...net.listAll(g.root).map((n) => ({ id: n.id, name: n.name, driver: 'bridge', created: n.created })), ...PSEUDO.map((x) => ({ ...x, created: '' }))];
+  const rows: { id: string; name: string; driver: string; created: string; internal?: boolean; labels?: Record<string, string> }[] = [
+    ...net.listAll(g.root).map((n) => ({ id: n.id, name: n.name, driver: 'bridge', created: n.created, internal: n.internal, labels: n.labels })), ...PSEUDO.map((x) => ({ ...x, created: '' }))];
   const filters = ((p.flags.filter as string[]) ?? []).map((f) => f.split('='));
   const shown = rows.filter((r) => filters.every(([k, v]) => (k === 'name' ? r.name.includes(v) : k === 'id' ? r.id.startsWith(v) : k === 'driver' ? r.driver === v : true)));
   const id = (x: string) => (p.flags['no-trunc'] ? x : x.slice(0, 12));
   const format = str(p, 'format');
   if (p.flags.quiet) process.stdout.write(shown.map((r) => id(r.id) + '\n').join(''));
-  else if (format) for (const r of shown) process.stdout.write(renderTemplate(format, { ID: id(r.id), Name: r.name, Driver: r.driver, Scope: 'local', CreatedAt: r.created }) + '\n');
+  else if (format) process.stdout.write(renderRows(shown.map((r) => ({ ID: id(r.id), Name: r.name, Driver: r.driver, Scope: 'local', CreatedAt: r.created, IPv6: 'false', Internal: String(!!r.internal), Labels: Object.entries(r.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') })), format, { ID: 'NETWORK ID' }));
   else process.stdout.write(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ...shown.map((r) => [id(r.id), r.name, r.driver, 'local'])]));
   return 0;
 }

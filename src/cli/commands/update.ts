@@ -6,6 +6,8 @@ import { loadCgroupManager } from '../../runtime/cgroups';
 import { validateResources } from '../../runtime/validate';
 import { TsrunError } from '../../runtime/errors';
 import type { Resources } from '../../runtime/spec';
+import { isEngineContainer } from '../../engine/containers';
+import { engineCommand } from '../load-engine';
 
 function num(p: ReturnType<typeof parse>, name: string): number | undefined {
   const v = str(p, name);
@@ -15,7 +17,10 @@ function num(p: ReturnType<typeof parse>, name: string): number | undefined {
   return Number(m[1]) * ({ '': 1, k: 1024, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[m[2].toLowerCase()];
 }
 
-export default function (argv: string[], g: Globals): number {
+export default function (argv: string[], g: Globals): Promise<number> | number {
+  // docker's update: a container of the engine (by name or id), or docker-only flags
+  const docker = argv.some((a) => /^(--restart|--cpus|-m)(=|$)/.test(a)) || argv.some((a) => !a.startsWith('-') && isEngineContainer(g.root, a));
+  if (docker) return engineCommand('docker-update', argv, g);
   const p = parse(argv, {
     str: ['resources', 'memory', 'memory-swap', 'memory-reservation', 'pids-limit', 'cpu-shares', 'cpu-quota', 'cpu-period', 'cpuset-cpus', 'cpuset-mems', 'blkio-weight'],
     alias: { r: 'resources' },

@@ -100,10 +100,10 @@ function ls(argv: string[], g: Globals): number {
     return 0;
   }
   const format = str(p, 'format');
-  if (format && !format.startsWith('table')) {
+  if (format) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { renderTemplate } = require('./inspect') as typeof import('./inspect');
-    for (const v of vols) process.stdout.write(renderTemplate(format, { ...v, Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(',') }) + '\n');
+    const { renderRows } = require('../template') as typeof import('../template');
+    process.stdout.write(renderRows(vols.map((v) => ({ ...v, Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(',') })), format, { Name: 'VOLUME NAME' }));
     return 0;
   }
   // docker's tabwriter: min width 10, padding 3
