@@ -474,7 +474,8 @@ t2('health checks: --health-cmd runs every --health-interval; starting, healthy,
 t2('update NAME: limits applied to the running container\'s cgroups and kept for its next start; --restart takes effect at its next exit', async t => {
   const { root, r } = await setup(t);
   const name = uniqueId('upd');
-  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', 'sleep 1; exit 3'])).code, 0);
+  // it exits (3) once /tmp/go exists: after the update, and at once after each restart (same writable layer)
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', 'while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 3'])).code, 0);
   const u = await r(['update', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', '--restart', 'on-failure:2', name]);
   t.is(u.code, 0, describe(u));
   t.is(u.stdout, `${name}\n`);
@@ -482,6 +483,7 @@ t2('update NAME: limits applied to the running container\'s cgroups and kept for
   const limitFile = ['/sys/fs/cgroup/memory/tsrun', '/sys/fs/cgroup/tsrun'].map(d => join(d, id)).find(existsSync);
   if (limitFile) t.regex(readFileSync(join(limitFile, existsSync(join(limitFile, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes'), 'utf8'), /^67108864\n$/, 'applied to the running container');
   // the supervisor was started with --restart no: the new policy holds at the next exit
+  t.is((await r(['exec', name, 'touch', '/tmp/go'])).code, 0);
   await waitFor(async () => { const s = JSON.parse((await r(['inspect', name])).stdout)[0]; return s.State.Status === 'exited' && s.RestartCount === 2; }, { what: 'two restarts, then exited', timeout: 30_000 });
   const hc = JSON.parse((await r(['inspect', name])).stdout)[0].HostConfig;
   t.like(hc, { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 }, Memory: 67108864, NanoCpus: 5e8, PidsLimit: 50 });
@@ -494,4 +496,18 @@ t2('update NAME: limits applied to the running container\'s cgroups and kept for
   const refused = await r(['update', '--restart', 'always', auto]);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /Restart policy cannot be updated because AutoRemove is enabled for the container/);
+});
+
+t2('--format table and json for ps and volume ls (docker\'s headers, \\t columns, one JSON object per line)', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('fmt');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '100'])).code, 0);
+  const tbl = await r(['ps', '--format', 'table {{.Names}}\\t{{.Status}}']);
+  t.regex(tbl.stdout, new RegExp(`^NAMES {3,}STATUS\\n${name} {3,}Up `));
+  const js = (await r(['ps', '--format', 'json'])).stdout.trim().split('\n').map(l => JSON.parse(l));
+  t.like(js.find(o => o.Names === name), { State: 'running', Image: 'test/bb:1' });
+  const vol = uniqueId('v');
+  t.is((await r(['volume', 'create', vol])).code, 0);
+  t.regex((await r(['volume', 'ls', '--format', 'table {{.Name}}\\t{{.Driver}}'])).stdout, new RegExp(`^VOLUME NAME {3,}DRIVER\\n(.*\\n)*${vol} {3,}local\\n`));
+  t.like(JSON.parse((await r(['volume', 'ls', '--format', 'json', '--filter', `name=${vol}`])).stdout), { Name: vol, Driver: 'local' });
 });
