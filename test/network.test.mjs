@@ -261,6 +261,19 @@ t2('--dns, --add-host, --mac-address, --ip; ping works (NET_RAW)', async t => {
   t.regex(res.stdout, /1 packets received/);
   const dflt = await env.r(['run', '--rm', '--dns', '192.0.2.1', 'test/bb:1', 'cat', '/etc/resolv.conf']);
   t.regex(dflt.stdout, /^nameserver 192\.0\.2\.1\n/);
+  // host-gateway is the default bridge's gateway, also with --network none
+  for (const mode of ['bridge', 'none']) {
+    const hg = await env.r(['run', '--rm', '--network', mode, '--add-host', 'host.docker.internal:host-gateway', 'test/bb:1', 'grep', 'host.docker.internal', '/etc/hosts']);
+    t.is(hg.stdout, '172.17.0.1\thost.docker.internal\n', `${mode}: ${describe(hg)}`);
+  }
+  // ... the one TSRUN_BRIDGE_SUBNET gives, not a fixed 172.17.0.1
+  const other = newRoot(t);
+  const tarball = join(tempDir(t), 'rootfs.tar');
+  execFileSync('tar', ['-C', ensureImage(), '-cf', tarball, '.']);
+  const r2 = args => env.inNs(env.host, TSRUN, ['--root', other, ...args], { env: { TSRUN_BRIDGE_SUBNET: '10.66.0.0/24' } });
+  t.is((await r2(['import', tarball, 'test/bb:1'])).code, 0);
+  const hg2 = await r2(['run', '--rm', '--network', 'none', '--add-host', 'gw:host-gateway', 'test/bb:1', 'grep', 'gw', '/etc/hosts']);
+  t.is(hg2.stdout, '10.66.0.1\tgw\n', describe(hg2));
   const bad = await env.r(['run', '--rm', '--ip', '172.17.0.9', 'test/bb:1', 'true']);
   t.not(bad.code, 0);
   t.regex(bad.stderr, /user defined networks only/);

@@ -4,7 +4,8 @@ import path = require('path');
 import fs = require('fs');
 import type { Spec } from '../../runtime/spec';
 import { TsrunError } from '../../runtime/errors';
-import { isIPv4 } from './addr';
+import { isIPv4, intToIp, hostRange, parseCidr } from './addr';
+import { hostsText } from './files';
 import { parsePublish, exposedRequests } from './ports';
 import { defaultNetworkMode, isBridgeLike, type NetConfig } from './config';
 import * as st from './store';
@@ -67,7 +68,10 @@ export function netConfigFor(root: string, f: NetFlags, exposed: Record<string, 
     return { name: t.id, alias: alias || t.name };
   });
   if (links.length && mode !== 'bridge') throw new TsrunError('--link is only supported on the default bridge network (use a user-defined network and its DNS)', 125);
-  const host = (f.addHosts ?? []).map((h) => h.endsWith(':host-gateway') ? h.replace(/host-gateway$/, '172.17.0.1') : h);
+  // host-gateway: the default bridge's gateway, the host's address as containers see it
+  const gw = () => st.listNetworks(root).find((n) => n.isDefault)?.gateway
+    ?? (process.env.TSRUN_BRIDGE_SUBNET ? intToIp(hostRange(parseCidr(process.env.TSRUN_BRIDGE_SUBNET))[0]) : '172.17.0.1');
+  const host = (f.addHosts ?? []).map((h) => h.endsWith(':host-gateway') ? h.replace(/host-gateway$/, gw()) : h);
   const net: NetConfig = { mode };
   if (f.aliases?.length) net.aliases = f.aliases;
   if (f.ip) net.ip = f.ip;
@@ -85,7 +89,15 @@ export function netConfigFor(root: string, f: NetFlags, exposed: Record<string, 
 export function applyNetworkToSpec(spec: Spec, root: string, id: string, net: NetConfig, hostnameGiven: boolean): void {
   const linux = spec.linux ?? (spec.linux = {});
   const nss = linux.namespaces ?? (linux.namespaces = []);
-  if (net.mode === 'none') return;
+  if (net.mode === 'none') {
+    // only lo; /etc/hosts is written when --add-host asks for entries (docker writes one always)
+    if (net.addHosts?.length && !(spec.mounts ?? []).some((m) => path.posix.normalize(m.destination) === '/etc/hosts')) {
+      const source = path.join(path.resolve(root), 'containers', id, 'hosts');
+      fs.writeFileSync(source, hostsText({ hostname: spec.hostname ?? id.slice(0, 12), addHosts: net.addHosts }));
+      (spec.mounts ??= []).push({ destination: '/etc/hosts', type: 'bind', source, options: ['rbind', 'rprivate'] });
+    }
+    return;
+  }
   const dirOf = (cid: string) => path.join(path.resolve(root), 'containers', cid);
   let files: string[] = ['hosts', 'hostname', 'resolv.conf'];
   let from = dirOf(id);
