@@ -447,6 +447,8 @@ t2('health checks: --health-cmd runs every --health-interval; starting, healthy,
   t.is((await r(['exec', name, 'touch', '/tmp/ok'])).code, 0);
   await waitFor(async () => /\(healthy\)$/.test(await status()), { what: 'healthy in ps', timeout: 20_000 });
   t.is((await health()).FailingStreak, 0);
+  t.is((await r(['ps', '--filter', 'health=healthy', '--format', '{{.Names}}'])).stdout, `${name}\n`);
+  t.is((await r(['ps', '--filter', 'health=unhealthy', '--format', '{{.Names}}'])).stdout, '');
   const cfg = JSON.parse((await r(['inspect', name])).stdout)[0].Config.Healthcheck;
   t.deepEqual(cfg, { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Timeout: 30e9, StartPeriod: 0, Retries: 2 });
   const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--filter', 'event=health_status', '--format', '{{.Action}}']);
@@ -506,8 +508,14 @@ t2('--format table and json for ps and volume ls (docker\'s headers, \\t columns
   t.regex(tbl.stdout, new RegExp(`^NAMES {3,}STATUS\\n${name} {3,}Up `));
   const js = (await r(['ps', '--format', 'json'])).stdout.trim().split('\n').map(l => JSON.parse(l));
   t.like(js.find(o => o.Names === name), { State: 'running', Image: 'test/bb:1' });
+  const bad = await r(['ps', '--filter', 'colour=red']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /invalid filter 'colour'/);
   const vol = uniqueId('v');
   t.is((await r(['volume', 'create', vol])).code, 0);
+  const user = uniqueId('vuser');
+  t.is((await r(['run', '-d', '--name', user, '-v', `${vol}:/data`, 'test/bb:1', 'sleep', '100'])).code, 0);
+  t.is((await r(['ps', '--filter', `volume=${vol}`, '--format', '{{.Names}}'])).stdout, `${user}\n`);
   t.regex((await r(['volume', 'ls', '--format', 'table {{.Name}}\\t{{.Driver}}'])).stdout, new RegExp(`^VOLUME NAME {3,}DRIVER\\n(.*\\n)*${vol} {3,}local\\n`));
   t.like(JSON.parse((await r(['volume', 'ls', '--format', 'json', '--filter', `name=${vol}`])).stdout), { Name: vol, Driver: 'local' });
 });

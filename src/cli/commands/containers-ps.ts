@@ -25,6 +25,10 @@ function labelMatch(labels: Record<string, string>, v: string): boolean {
 export default function (argv: string[], g: Globals): number {
   const p = parse(argv, { bool: ['all', 'quiet', 'no-trunc', 'latest', 'size'], str: ['format', 'last'], multi: ['filter'], alias: { a: 'all', q: 'quiet', l: 'latest', n: 'last', f: 'filter', s: 'size' } }, 'ps');
   const filters = ((p.flags.filter as string[]) ?? []).map((f) => { const i = f.indexOf('='); return [f.slice(0, i), f.slice(i + 1)]; });
+  for (const [k, v] of filters) {
+    if (!['name', 'id', 'status', 'ancestor', 'label', 'exited', 'health', 'network', 'volume'].includes(k)) throw new TsrunError(`invalid filter '${k}'`);
+    if (k === 'health' && !['starting', 'healthy', 'unhealthy', 'none'].includes(v)) throw new TsrunError(`Unrecognised filter value for health: ${v}`);
+  }
   // -n N / -l: the N last created containers, in any state (as -a)
   const lastRaw = p.flags.latest ? '1' : str(p, 'last');
   if (lastRaw !== undefined && !/^-?\d+$/.test(lastRaw)) throw new TsrunError(`invalid argument "${lastRaw}" for "-n, --last" flag: strconv.ParseInt: parsing "${lastRaw}": invalid syntax`);
@@ -33,7 +37,10 @@ export default function (argv: string[], g: Globals): number {
   const rows = (last !== undefined && last > 0 ? sorted.slice(0, last) : sorted).map((c) => ({ c, s: containerState(g.root, c) }))
     .filter(({ c, s }) => (p.flags.all || (last !== undefined && last > 0) || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
       && filters.every(([k, v]) => (k === 'name' ? c.name.includes(v) : k === 'id' ? c.id.startsWith(v) : k === 'status' ? s.status === v
-        : k === 'ancestor' ? c.image === v || c.imageId.includes(v) : k === 'label' ? labelMatch(c.labels ?? {}, v) : k === 'exited' ? String(s.exit?.exitCode) === v : true)));
+        : k === 'ancestor' ? c.image === v || c.imageId.includes(v) : k === 'label' ? labelMatch(c.labels ?? {}, v) : k === 'exited' ? String(s.exit?.exitCode) === v
+          : k === 'health' ? (s.health ?? 'none') === v
+            : k === 'network' ? [c.net?.mode, ...(c.net?.extra ?? []).map((e) => e.network)].includes(v)
+              : (c.volumes ?? []).some((x) => x.name === v || x.destination === v))));
   const noTrunc = !!p.flags['no-trunc'];
   const ports = portsColumn(g.root, rows.map((r) => r.c));
   const cmd = (c: (typeof rows)[0]['c']) => {
