@@ -749,13 +749,12 @@ int main(int argc, char **argv) {
     int pp[2];
     if (mkpipe(pp) == 0) tsrun_cmd(-1, -1, pp[1], pp[0], 1, "rm", "-f", id, NULL);
   } else {
-    // The container's network attachment (engine/network) lives as long as this supervisor: the
-    // container stopped for good, so its veth, namespace, address and port rules go now.
-    char ep[4096];
+    // The container stopped for good: its network attachment (which lives as long as this
+    // supervisor: veth, namespace, address, port rules) goes, and its root filesystem is unmounted
+    // (`start` mounts it again; cp, diff, export and commit read it unmounted).
     int pp[2];
-    snprintf(ep, sizeof ep, "%s/networks/endpoints/%s.json", root, id);
-    if (access(ep, F_OK) == 0 && mkpipe(pp) == 0) {
-      tsrun_cmd(-1, -1, pp[1], pp[0], 1, "network", "release", id, NULL);
+    if (mkpipe(pp) == 0) {
+      tsrun_cmd(-1, -1, pp[1], pp[0], 1, "container", "release", id, NULL);
       close(pp[0]); close(pp[1]);
     }
   }

@@ -519,3 +519,21 @@ t2('--format table and json for ps and volume ls (docker\'s headers, \\t columns
   t.regex((await r(['volume', 'ls', '--format', 'table {{.Name}}\\t{{.Driver}}'])).stdout, new RegExp(`^VOLUME NAME {3,}DRIVER\\n(.*\\n)*${vol} {3,}local\\n`));
   t.like(JSON.parse((await r(['volume', 'ls', '--format', 'json', '--filter', `name=${vol}`])).stdout), { Name: vol, Driver: 'local' });
 });
+
+t2('a detached container that stopped for good has its root filesystem unmounted; start mounts it again, cp and diff work on it stopped', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('umnt');
+  const run = await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', 'echo kept > /kept']);
+  t.is(run.code, 0, describe(run));
+  await waitFor(async () => (await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim() === 'exited', { what: 'exit' });
+  await waitFor(() => mountsUnder(root).length === 0, { what: 'the rootfs unmounted after the supervisor is done', timeout: 15_000 });
+  t.is((await r(['diff', name])).stdout, 'A /kept\n');
+  const out = join(tempDir(t), 'kept');
+  t.is((await r(['cp', `${name}:/kept`, out])).code, 0);
+  t.is(readFileSync(out, 'utf8'), 'kept\n');
+  t.deepEqual(mountsUnder(root), [], 'cp unmounts what it mounted');
+  const again = await r(['start', '-a', name]);
+  t.is(again.code, 0, describe(again));
+  await waitFor(() => mountsUnder(root).length === 0, { what: 'unmounted again after the second run', timeout: 15_000 });
+  t.is((await r(['rm', name])).code, 0);
+});

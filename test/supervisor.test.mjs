@@ -194,7 +194,7 @@ test('run: ok <init pid> on fd 3, detached subreaper, json-file log, exit.json, 
   t.is(ex.restartCount, 0);
   t.regex(ex.finishedAt, TIME_RE);
   t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')), [
-    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'start c1', 'state c1', 'delete --force c1',
+    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'start c1', 'state c1', 'delete --force c1', 'container release c1',
   ]);
 });
 

@@ -33,6 +33,17 @@ export const COMMANDS: Record<string, Cmd> = {
   container: () => require('./commands/container'),
   cp: () => require('./commands/cp'),
   diff: () => require('./commands/diff'),
+  'container-release': () => ({
+    default: (a: string[], g: Globals) => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const net = require('../engine/network') as typeof import('../engine/network');
+      const { unmountSnapshot } = require('../image/store') as typeof import('../image/store');
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      net.release(g.root, a[0], process.ppid);
+      unmountSnapshot(g.root, a[0]);
+      return 0;
+    },
+  }),
   healthcheck: () => ({
     default: async (a: string[], g: Globals) => {
       /* eslint-disable @typescript-eslint/no-require-imports */

@@ -22,8 +22,6 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     case 'connect': return connect(rest, g);
     case 'disconnect': return disconnect(rest, g);
     case 'dns-serve': net.serveDns(g.root); return new Promise(() => { /* serves until SIGTERM */ });
-    // the supervisor, once its container stopped for good (not a restart)
-    case 'release': net.release(g.root, rest[0], process.ppid); return 0;
     default:
       process.stdout.write(`Usage: tsrun network COMMAND
 
