@@ -724,6 +724,10 @@ int main(int argc, char **argv) {
                 (policy == R_ALWAYS || policy == R_UNLESS_STOPPED ||
                  (policy == R_ON_FAILURE && code != 0 && (max_restarts < 0 || restarts < max_restarts)));
     if (again) restarts++;
+    else {  // no restart: the container reads as exited (not restarting) while this supervisor finishes
+      int sfd = open(p_stopped, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (sfd >= 0) close(sfd);
+    }
     write_exit(code, oom, restarts);
     if (oom) event("oom", -1);
     event("die", code);
@@ -743,8 +747,8 @@ int main(int argc, char **argv) {
   if (opt_tty) unlink(sockpath);
   close(attsock);
   unlink(p_attach);
-  if (unlink(fin) < 0) logerr(errno, "unlink %s", fin);
   if (opt_rm) {
+    if (unlink(fin) < 0) logerr(errno, "unlink %s", fin);
     close(logfd);
     int pp[2];
     if (mkpipe(pp) == 0) tsrun_cmd(-1, -1, pp[1], pp[0], 1, "rm", "-f", id, NULL);
@@ -752,11 +756,13 @@ int main(int argc, char **argv) {
     // The container stopped for good: its network attachment (which lives as long as this
     // supervisor: veth, namespace, address, port rules) goes, and its root filesystem is unmounted
     // (`start` mounts it again; cp, diff, export and commit read it unmounted).
+    // supervisor.pid stays until then: `stop` and `start` wait for it to go
     int pp[2];
     if (mkpipe(pp) == 0) {
       tsrun_cmd(-1, -1, pp[1], pp[0], 1, "container", "release", id, NULL);
       close(pp[0]); close(pp[1]);
     }
+    if (unlink(fin) < 0) logerr(errno, "unlink %s", fin);
   }
   return 0;
 }

@@ -35,12 +35,8 @@ export const COMMANDS: Record<string, Cmd> = {
   diff: () => require('./commands/diff'),
   'container-release': () => ({
     default: (a: string[], g: Globals) => {
-      /* eslint-disable @typescript-eslint/no-require-imports */
-      const net = require('../engine/network') as typeof import('../engine/network');
-      const { unmountSnapshot } = require('../image/store') as typeof import('../image/store');
-      /* eslint-enable @typescript-eslint/no-require-imports */
-      net.release(g.root, a[0], process.ppid);
-      unmountSnapshot(g.root, a[0]);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('../engine/lifecycle') as typeof import('../engine/lifecycle')).releaseStopped(g.root, a[0], process.ppid);
       return 0;
     },
   }),

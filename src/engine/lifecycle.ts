@@ -89,13 +89,53 @@ export function tsrunBin(): string {
  * `attach` gets a socket connected to the supervisor before the container starts (see attach.ts).
  */
 export async function startDetached(root: string, c: ct.ContainerRecord, o: { restart?: string; rm?: boolean; tty?: boolean; stdin?: boolean; attach?: (s: import('net').Socket) => void }): Promise<number> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { spawn } = require('child_process') as typeof import('child_process');
   const dir = ct.containerPath(root, c.id);
   // the rootfs: mounted already by run -d, unmounted after a foreground run exited
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { ImageStore, mountSnapshot } = require('../image/store') as typeof import('../image/store');
-  mountSnapshot(root, c.id, new ImageStore(root).layers, c.chainId);
+  // a previous run's supervisor finishing (runtime state, network, mount): let it end first (not
+  // under the lock, which its release takes)
+  for (let i = 0; i < 200 && supervisorPid(root, c.id); i++) await sleep(50);
+  // held until the new supervisor has written its pid: the previous one's `container release`
+  // (it unmounts) then sees this run and leaves the mount alone
+  const lock = mountLock(root, c.id);
+  try {
+    mountSnapshot(root, c.id, new ImageStore(root).layers, c.chainId);
+    return await superviseLocked(root, c, o, dir);
+  } finally {
+    fs.closeSync(lock);
+  }
+}
+
+/** An exclusive flock on DIR/.mount.lock (the fd closes it): a start's mount against a previous run's unmount. */
+export function mountLock(root: string, id: string): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { flockExclusive } = require('../kernel/fsops') as typeof import('../kernel/fsops');
+  const file = path.join(ct.containerPath(root, id), '.mount.lock');
+  const fd = fs.openSync(file, 'a', 0o600);
+  try { flockExclusive(fd, file); } catch (e) { fs.closeSync(fd); throw e; }
+  return fd;
+}
+
+/** The supervisor's release, once its container stopped for good: the network attachment, and the mount unless a new run owns it. */
+export function releaseStopped(root: string, id: string, supervisor: number): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./network') as typeof import('./network')).release(root, id, supervisor);
+  if (!fs.existsSync(ct.containerPath(root, id))) return; // removed meanwhile
+  const lock = mountLock(root, id);
+  try {
+    const sup = supervisorPid(root, id);
+    if (sup && sup !== supervisor) return;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('../image/store') as typeof import('../image/store')).unmountSnapshot(root, id);
+  } finally {
+    fs.closeSync(lock);
+  }
+}
+
+async function superviseLocked(root: string, c: ct.ContainerRecord, o: { restart?: string; rm?: boolean; tty?: boolean; stdin?: boolean; attach?: (s: import('net').Socket) => void }, dir: string): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('child_process') as typeof import('child_process');
   try { fs.unlinkSync(path.join(dir, 'stopped')); } catch { /* none */ }
   try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
@@ -166,12 +206,12 @@ function isUp(root: string, c: ct.ContainerRecord): boolean {
   }
 }
 
-/** Until the supervisor recorded the exit (and freed the runtime state). */
+/** Until the supervisor recorded the exit and is gone (runtime state, network and mount released). */
 export async function waitGone(root: string, c: ct.ContainerRecord, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const s = containerState(root, c);
-    if (s.status === 'exited' || s.status === 'dead' || (s.status === 'created' && !s.pid)) return;
+    if ((s.status === 'exited' || s.status === 'dead' || (s.status === 'created' && !s.pid)) && !supervisorPid(root, c.id)) return;
     await sleep(30);
   }
 }
