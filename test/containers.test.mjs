@@ -537,3 +537,17 @@ t2('a detached container that stopped for good has its root filesystem unmounted
   await waitFor(() => mountsUnder(root).length === 0, { what: 'unmounted again after the second run', timeout: 15_000 });
   t.is((await r(['rm', name])).code, 0);
 });
+
+t2('restart -t 0 ten times in a row: running after each (the previous supervisor is gone before the next one creates)', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('rs');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000'])).code, 0);
+  for (let i = 0; i < 10; i++) {
+    const res = await r(['restart', '-t', '0', name]);
+    t.is(res.code, 0, `restart ${i}: ${describe(res)}`);
+    t.is((await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim(), 'running', `after restart ${i}`);
+  }
+  t.is((await r(['stop', '-t', '0', name])).code, 0);
+  t.is((await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim(), 'exited');
+  t.deepEqual(mountsUnder(root), [], 'stop returns once the rootfs is unmounted');
+});
