@@ -125,7 +125,8 @@ Containers (docker's commands; a name or id prefix works wherever an id does):
   ps [-a -q -n -l -s --format --filter], logs [-f --tail -t --since --until], stop [-t], restart, start [-a -i], kill [-s],
   create IMAGE, wait, rm [-f], exec [-it -e -w -u -d], pause, unpause, inspect, rename, top,
   attach [--detach-keys --no-stdin --sig-proxy] (ctrl-p ctrl-q detaches),
-  stats [-a --no-stream --format], events, container prune (and "container SUBCOMMAND" for all of these)
+  stats [-a --no-stream --format], events, diff, update, cp, port, container prune (and "container SUBCOMMAND" for all of these)
+  system df|prune|info|events, volume ..., network ...; every command: COMMAND --help
 
 Global options:
   --root DIR             state directory (default /var/lib/tsrun, or $TSRUN_ROOT)
