@@ -551,3 +551,17 @@ t2('restart -t 0 ten times in a row: running after each (the previous supervisor
   t.is((await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim(), 'exited');
   t.deepEqual(mountsUnder(root), [], 'stop returns once the rootfs is unmounted');
 });
+
+t2('exec -u NAME[:GROUP] from the container\'s passwd/group (126 for an unknown one); exec_create/exec_start/exec_die events', async t => {
+  const { r } = await setup(t);
+  const name = uniqueId('exu');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '100'])).code, 0);
+  t.is((await r(['exec', '-u', 'test', name, 'id', '-u'])).stdout, '1000\n');
+  t.is((await r(['exec', '-u', 'test:nogroup', name, 'id', '-g'])).stdout, '65534\n');
+  const bad = await r(['exec', '-u', 'nobody-here', name, 'id']);
+  t.is(bad.code, 126);
+  t.regex(bad.stderr, /unable to find user nobody-here: no matching entries in passwd file/);
+  t.is((await r(['exec', name, 'sh', '-c', 'exit 4'])).code, 4);
+  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--format', '{{.Action}} {{.Actor.Attributes.exitCode}}']);
+  t.deepEqual(ev.stdout.trim().split('\n').filter(l => l.startsWith('exec_')).slice(-3), ['exec_create: sh -c exit 4 <no value>', 'exec_start: sh -c exit 4 <no value>', 'exec_die 4']);
+});

@@ -3,6 +3,7 @@
 import type { Globals } from './args';
 
 export { renderHelp } from './help';
+export { resolveUser } from '../engine/spec';
 
 type Cmd = () => { default: (argv: string[], g: Globals) => Promise<number> | number };
 

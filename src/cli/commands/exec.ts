@@ -3,7 +3,10 @@ import { parse, str, needId, fdCount, type Globals } from '../args';
 import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
-import { resolveId, isEngineContainer } from '../../engine/containers';
+import path = require('path');
+import { resolveId, isEngineContainer, findContainer } from '../../engine/containers';
+import { containerEvent } from '../../engine/events';
+import { loadEngine } from '../load-engine';
 import type { Process } from '../../runtime/spec';
 
 export default async function (argv: string[], g: Globals): Promise<number> {
@@ -37,8 +40,12 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     const user = str(p, 'user');
     if (user) {
       const m = /^(\d+)(?::(\d+))?$/.exec(user);
-      if (!m) throw new TsrunError(`exec: invalid --user "${user}": use UID[:GID]`);
-      proc.user = { uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+      if (m) proc.user = { uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+      else {
+        // docker's -u NAME[:GROUP]: looked up in the container's /etc/passwd and /etc/group
+        const rootfs = path.resolve(rec.bundle, rec.config.root?.path ?? 'rootfs');
+        proc.user = loadEngine().resolveUser(rootfs, user);
+      }
     }
     const gids = p.flags['additional-gids'] as string[] | undefined;
     if (gids) proc.user = { ...proc.user, additionalGids: gids.map(Number) };
@@ -50,5 +57,11 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     }
   }
   if (p.flags.tty) proc.terminal = true;
-  return exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')), stdinNull });
+  // docker's exec events, for the engine's containers
+  const c = isEngineContainer(g.root, key) ? findContainer(g.root, key) : undefined;
+  const what = (proc.args ?? []).join(' ');
+  if (c) { containerEvent(g.root, c, `exec_create: ${what}`); containerEvent(g.root, c, `exec_start: ${what}`); }
+  const code = await exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')), stdinNull });
+  if (c && !p.flags.detach) containerEvent(g.root, c, 'exec_die', { exitCode: String(code) });
+  return code;
 }
