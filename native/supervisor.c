@@ -726,7 +726,7 @@ int main(int argc, char **argv) {
     if (again) restarts++;
     else {  // no restart: the container reads as exited (not restarting) while this supervisor finishes
       int sfd = open(p_stopped, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-      if (sfd >= 0) close(sfd);
+      if (sfd >= 0) close(sfd); else logerr(errno, "open %s", p_stopped);
     }
     write_exit(code, oom, restarts);
     if (oom) event("oom", -1);

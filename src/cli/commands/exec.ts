@@ -4,7 +4,7 @@ import { exec } from '../../runtime/container';
 import { loadRecord } from '../../runtime/state';
 import { TsrunError } from '../../runtime/errors';
 import path = require('path');
-import { resolveId, isEngineContainer, findContainer } from '../../engine/containers';
+import { resolveId, findContainer } from '../../engine/containers';
 import { containerEvent } from '../../engine/events';
 import { loadEngine } from '../load-engine';
 import type { Process } from '../../runtime/spec';
@@ -20,7 +20,9 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const key = needId(p, 'exec');
   const id = resolveId(g.root, key); // docker's names and id prefixes too
   // docker's exec: stdin only with -i (runc's, for the runtime's own containers: always)
-  const stdinNull = !p.flags.interactive && !p.flags.it && !p.flags.ti && isEngineContainer(g.root, key);
+  let engine: ReturnType<typeof findContainer> | undefined; // one of the engine's containers (docker's exec)
+  try { engine = findContainer(g.root, key); } catch { /* the runtime's own */ }
+  const stdinNull = !p.flags.interactive && !p.flags.it && !p.flags.ti && !!engine;
   if (p.flags.it || p.flags.ti) p.flags.tty = true;
   const rec = loadRecord(g.root, id);
   let proc: Process;
@@ -58,7 +60,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   }
   if (p.flags.tty) proc.terminal = true;
   // docker's exec events, for the engine's containers
-  const c = isEngineContainer(g.root, key) ? findContainer(g.root, key) : undefined;
+  const c = engine;
   const what = (proc.args ?? []).join(' ');
   if (c) { containerEvent(g.root, c, `exec_create: ${what}`); containerEvent(g.root, c, `exec_start: ${what}`); }
   const code = await exec(g.root, id, proc, { detach: !!p.flags.detach, pidFile: str(p, 'pid-file'), consoleSocket: str(p, 'console-socket'), preserveFds: fdCount(str(p, 'preserve-fds')), stdinNull });
