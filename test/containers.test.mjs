@@ -565,3 +565,21 @@ t2('exec -u NAME[:GROUP] from the container\'s passwd/group (126 for an unknown 
   const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--format', '{{.Action}} {{.Actor.Attributes.exitCode}}']);
   t.deepEqual(ev.stdout.trim().split('\n').filter(l => l.startsWith('exec_')).slice(-3), ['exec_create: sh -c exit 4 <no value>', 'exec_start: sh -c exit 4 <no value>', 'exec_die 4']);
 });
+
+t2('a SIGKILLed supervisor (a zombie until reaped, or gone): stop and start still work, the runtime state it left is repaired', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('zs');
+  const run = await r(['run', '-d', '--name', name, 'test/bb:1', 'sleep', '1000']);
+  t.is(run.code, 0, describe(run));
+  const id = run.stdout.trim();
+  const sup = Number(readFileSync(join(root, 'containers', id, 'supervisor.pid'), 'utf8'));
+  process.kill(sup, 'SIGKILL');
+  await waitFor(() => { try { return /^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${sup}/stat`, 'utf8')); } catch { return true; } }, { what: 'the supervisor to die' });
+  const stop = await r(['stop', '-t', '1', name]);
+  t.is(stop.code, 0, describe(stop));
+  const start = await r(['start', name]);
+  t.is(start.code, 0, describe(start));
+  t.is((await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim(), 'running');
+  t.is((await r(['rm', '-f', name])).code, 0);
+  t.deepEqual(mountsUnder(root), []);
+});

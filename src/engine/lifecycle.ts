@@ -3,7 +3,7 @@ import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../runtime/errors';
 import * as store from '../runtime/state';
-import { currentStatus, kill as runtimeKill } from '../runtime/container';
+import { currentStatus, kill as runtimeKill, del as runtimeDel } from '../runtime/container';
 import * as ct from './containers';
 import { containerEvent } from './events';
 
@@ -38,7 +38,9 @@ export function readExit(root: string, id: string): ExitInfo | undefined {
 export function supervisorPid(root: string, id: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(path.join(ct.containerPath(root, id), 'supervisor.pid'), 'utf8'));
-    if (pid > 0) { process.kill(pid, 0); return pid; }
+    // a killed supervisor is a zombie until its reaper gets to it: gone all the same
+    const st = pid > 0 ? store.procStat(pid) : undefined;
+    if (st && st.state !== 'Z' && st.state !== 'X') return pid;
   } catch { /* none */ }
   return undefined;
 }
@@ -138,6 +140,10 @@ async function superviseLocked(root: string, c: ct.ContainerRecord, o: { restart
   const { spawn } = require('child_process') as typeof import('child_process');
   try { fs.unlinkSync(path.join(dir, 'stopped')); } catch { /* none */ }
   try { fs.unlinkSync(path.join(dir, 'exit.json')); } catch { /* none */ }
+  // runtime state left by a supervisor that was killed (it deletes it itself otherwise): repaired
+  let stale = false;
+  try { stale = currentStatus(root, store.loadRecord(root, c.id)) === 'stopped'; } catch { /* none */ }
+  if (stale) runtimeDel(root, c.id, true);
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
     '--log', c.log?.driver === 'none' ? '/dev/null' : path.join(dir, `${c.id}-json.log`),
     ...(c.log?.maxSize ? ['--log-max-size', String(c.log.maxSize), '--log-max-file', String(c.log.maxFile ?? 1)] : []), '--restart', o.restart ?? 'no',
