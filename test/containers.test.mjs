@@ -227,7 +227,12 @@ t2('stats streams (a new table every second), several containers, -a, --format',
   const lines = res.stdout.trim().split('\n');
   t.true(lines.length >= 4, res.stdout);
   const busy = lines.filter(l => l.startsWith(b + ' ')).map(l => Number(/ ([\d.]+)%$/.exec(l)[1]));
-  t.true(busy.some(x => x > 20), `the busy loop's CPU %: ${busy}`);
+  // One spinning thread: at most one CPU (100%, docker's scale). Its share of a loaded 2-core CI
+  // machine can be a few per cent (CI saw 5-7%), so only "clearly above idle" is asserted below.
+  t.true(busy.every(x => x <= 110), `the busy loop's CPU % (one thread, at most 100): ${busy}`);
+  t.true(busy.some(x => x >= 1), `the busy loop's CPU %: ${busy}`);
+  const idle = Number(/ ([\d.]+)%$/.exec(lines.find(l => l.startsWith(a + ' ')))[1]);
+  t.true(idle < 1, `a sleeping container's CPU %: ${idle}`);
   // -a: the created one too, with dashes; a table with the chosen columns
   const all = await r(['stats', '--no-stream', '-a', '--format', 'table {{.Name}}\t{{.MemPerc}}\t{{.PIDs}}']);
   t.is(all.code, 0, describe(all));
