@@ -57,12 +57,12 @@ t2('restart policy on-failure:2 restarts twice; --rm removes a detached containe
   const { r } = await setup(t);
   const name = uniqueId('flaky');
   t.is((await r(['run', '-d', '--restart', 'on-failure:2', '--name', name, 'test/bb:1', '/bin/sh', '-c', 'echo run; exit 3'])).code, 0);
-  await waitFor(async () => { const s = await state(r, name); return s.Status === 'exited' && (JSON.parse((await r(['inspect', name])).stdout)[0].RestartCount === 2); }, { timeout: 20_000, what: 'two restarts' });
+  await waitFor(async () => { const s = await state(r, name); return s.Status === 'exited' && (JSON.parse((await r(['inspect', name])).stdout)[0].RestartCount === 2); }, { timeout: 60_000, what: 'two restarts' });
   t.is((await r(['logs', name])).stdout, 'run\nrun\nrun\n');
   t.is((await state(r, name)).ExitCode, 3);
   const gone = uniqueId('gone');
   t.is((await r(['run', '-d', '--rm', '--name', gone, 'test/bb:1', 'true'])).code, 0);
-  await waitFor(async () => !(await r(['ps', '-a'])).stdout.includes(gone), { timeout: 10_000, what: '--rm container removed' });
+  await waitFor(async () => !(await r(['ps', '-a'])).stdout.includes(gone), { timeout: 30_000, what: '--rm container removed' });
   t.is((await r(['rm', '-f', name])).code, 0);
 });
 
@@ -456,7 +456,7 @@ t2('health checks: --health-cmd runs every --health-interval; starting, healthy,
   t.is((await r(['ps', '--filter', 'health=unhealthy', '--format', '{{.Names}}'])).stdout, '');
   const cfg = JSON.parse((await r(['inspect', name])).stdout)[0].Config.Healthcheck;
   t.deepEqual(cfg, { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Timeout: 30e9, StartPeriod: 0, Retries: 2 });
-  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--filter', 'event=health_status', '--format', '{{.Action}}']);
+  const ev = await r(['events', '--since', '10m', '--until', '0s', '--filter', `container=${name}`, '--filter', 'event=health_status', '--format', '{{.Action}}']);
   t.deepEqual(ev.stdout.trim().split('\n'), ['health_status: unhealthy', 'health_status: healthy']);
   // timeout: the probe's process in the container is killed, the result is -1
   const slow = uniqueId('slow');
@@ -491,7 +491,7 @@ t2('update NAME: limits applied to the running container\'s cgroups and kept for
   if (limitFile) t.regex(readFileSync(join(limitFile, existsSync(join(limitFile, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes'), 'utf8'), /^67108864\n$/, 'applied to the running container');
   // the supervisor was started with --restart no: the new policy holds at the next exit
   t.is((await r(['exec', name, 'touch', '/tmp/go'])).code, 0);
-  await waitFor(async () => { const s = JSON.parse((await r(['inspect', name])).stdout)[0]; return s.State.Status === 'exited' && s.RestartCount === 2; }, { what: 'two restarts, then exited', timeout: 30_000 });
+  await waitFor(async () => { const s = JSON.parse((await r(['inspect', name])).stdout)[0]; return s.State.Status === 'exited' && s.RestartCount === 2; }, { what: 'two restarts, then exited', timeout: 60_000 });
   const hc = JSON.parse((await r(['inspect', name])).stdout)[0].HostConfig;
   t.like(hc, { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 }, Memory: 67108864, NanoCpus: 5e8, PidsLimit: 50 });
   t.true(readFileSync(join(root, 'containers', id, 'config.json'), 'utf8').includes('"limit": 67108864'), 'kept for the next start');
@@ -531,7 +531,7 @@ t2('a detached container that stopped for good has its root filesystem unmounted
   const run = await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', 'echo kept > /kept']);
   t.is(run.code, 0, describe(run));
   await waitFor(async () => (await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim() === 'exited', { what: 'exit' });
-  await waitFor(() => mountsUnder(root).length === 0, { what: 'the rootfs unmounted after the supervisor is done', timeout: 15_000 });
+  await waitFor(() => mountsUnder(root).length === 0, { what: 'the rootfs unmounted after the supervisor is done', timeout: 30_000 });
   t.is((await r(['diff', name])).stdout, 'A /kept\n');
   const out = join(tempDir(t), 'kept');
   t.is((await r(['cp', `${name}:/kept`, out])).code, 0);
@@ -539,7 +539,7 @@ t2('a detached container that stopped for good has its root filesystem unmounted
   t.deepEqual(mountsUnder(root), [], 'cp unmounts what it mounted');
   const again = await r(['start', '-a', name]);
   t.is(again.code, 0, describe(again));
-  await waitFor(() => mountsUnder(root).length === 0, { what: 'unmounted again after the second run', timeout: 15_000 });
+  await waitFor(() => mountsUnder(root).length === 0, { what: 'unmounted again after the second run', timeout: 30_000 });
   t.is((await r(['rm', name])).code, 0);
 });
 
@@ -567,7 +567,7 @@ t2('exec -u NAME[:GROUP] from the container\'s passwd/group (126 for an unknown 
   t.is(bad.code, 126);
   t.regex(bad.stderr, /unable to find user nobody-here: no matching entries in passwd file/);
   t.is((await r(['exec', name, 'sh', '-c', 'exit 4'])).code, 4);
-  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${name}`, '--format', '{{.Action}} {{.Actor.Attributes.exitCode}}']);
+  const ev = await r(['events', '--since', '10m', '--until', '0s', '--filter', `container=${name}`, '--format', '{{.Action}} {{.Actor.Attributes.exitCode}}']);
   t.deepEqual(ev.stdout.trim().split('\n').filter(l => l.startsWith('exec_')).slice(-3), ['exec_create: sh -c exit 4 <no value>', 'exec_start: sh -c exit 4 <no value>', 'exec_die 4']);
 });
 

@@ -17,7 +17,7 @@ t2('events --since/--until: the lifecycle of a container, with filters and forma
   t.is((await r(['pause', p])).code, 0);
   t.is((await r(['unpause', p])).code, 0);
   t.is((await r(['kill', '-s', 'USR1', p])).code, 0);
-  const pe = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${p}`, '--format', '{{.Action}} {{.Actor.Attributes.signal}}']);
+  const pe = await r(['events', '--since', '10m', '--until', '0s', '--filter', `container=${p}`, '--format', '{{.Action}} {{.Actor.Attributes.signal}}']);
   t.deepEqual(pe.stdout.trim().split('\n').slice(0, 5), ['create <no value>', 'start <no value>', 'pause <no value>', 'unpause <no value>', 'kill 10'], pe.stdout);
   t.is((await r(['rm', '-f', p])).code, 0);
   t.is((await r(['start', name])).code, 0);
@@ -25,7 +25,7 @@ t2('events --since/--until: the lifecycle of a container, with filters and forma
   const renamed = uniqueId('ev2');
   t.is((await r(['rename', name, renamed])).code, 0);
   t.is((await r(['rm', renamed])).code, 0);
-  const all = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${id.slice(0, 12)}`]);
+  const all = await r(['events', '--since', '10m', '--until', '0s', '--filter', `container=${id.slice(0, 12)}`]);
   t.is(all.code, 0, describe(all));
   const lines = all.stdout.trim().split('\n');
   const re = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z container (\w+) ([0-9a-f]{64}) \((.*)\)$/;
@@ -39,7 +39,7 @@ t2('events --since/--until: the lifecycle of a container, with filters and forma
   t.regex(die, new RegExp(`\\(exitCode=3, image=test/bb:1, name=${name}, tier=web\\)$`));
   t.regex(lines.find(l => / rename /.test(l)), new RegExp(`name=${renamed}, oldName=/${name}`));
 
-  const json = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'event=die', '--format', '{{json .}}']);
+  const json = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'event=die', '--format', '{{json .}}']);
   const objs = json.stdout.trim().split('\n').map(l => JSON.parse(l));
   t.is(objs.length, 2);
   t.like(objs[0], { status: 'die', from: 'test/bb:1', Type: 'container', Action: 'die', scope: 'local', Actor: { Attributes: { exitCode: '3', name } } });
@@ -47,9 +47,9 @@ t2('events --since/--until: the lifecycle of a container, with filters and forma
   t.regex(json.stdout, /"timeNano":\d{19}\}/, 'timeNano in full (beyond 2^53)');
   t.is(Math.floor(Number(/"timeNano":(\d+)/.exec(json.stdout)[1]) / 1e9), objs[0].time);
 
-  const tpl = await r(['events', '--since', '1m', '--until', '0s', '--filter', `container=${renamed}`, '--filter', 'label=tier=web', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
+  const tpl = await r(['events', '--since', '10m', '--until', '0s', '--filter', `container=${renamed}`, '--filter', 'label=tier=web', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
   t.is(tpl.stdout, `rename ${renamed}\ndestroy ${renamed}\n`);
-  const none = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=image']);
+  const none = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'type=image']);
   t.is(none.stdout, '');
   const future = await r(['events', '--since', String(Math.floor(Date.now() / 1000) + 3600), '--until', '0s']);
   t.is(future.stdout, '', '--since in unix seconds');
@@ -80,7 +80,7 @@ t2('image events: tag, untag, delete', async t => {
   t.is((await r(['tag', 'test/bb:1', 'test/other:2'])).code, 0);
   t.is((await r(['rmi', 'test/other:2'])).code, 0);
   t.is((await r(['rmi', 'test/bb:1'])).code, 0);
-  const res = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.id}}']);
+  const res = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.id}}']);
   t.is(res.code, 0, describe(res));
   const lines = res.stdout.trim().split('\n');
   t.is(lines.length, 4, res.stdout);
@@ -98,7 +98,7 @@ t2('volume events: create and destroy (named, and an anonymous one that goes wit
   t.is((await r(['volume', 'create', v])).code, 0);
   t.is((await r(['run', '--rm', '-v', `${v}:/data`, '-v', '/anon', 'test/bb:1', 'true'])).code, 0);
   t.is((await r(['volume', 'rm', v])).code, 0);
-  const res = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}']);
+  const res = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}']);
   t.is(res.code, 0, describe(res));
   const lines = res.stdout.trim().split('\n');
   t.is(lines.length, 4, res.stdout);
@@ -106,9 +106,9 @@ t2('volume events: create and destroy (named, and an anonymous one that goes wit
   t.regex(lines[1], /^create [0-9a-f]{64} local$/);
   t.is(lines[2].replace(/ [0-9a-f]{64} /, ' ANON '), 'destroy ANON local', 'the anonymous volume goes with the --rm container');
   t.is(lines[3], `destroy ${v} local`);
-  const one = await r(['events', '--since', '1m', '--until', '0s', '--filter', `volume=${v}`, '--format', '{{.Type}} {{.Action}}']);
+  const one = await r(['events', '--since', '10m', '--until', '0s', '--filter', `volume=${v}`, '--format', '{{.Type}} {{.Action}}']);
   t.is(one.stdout, 'volume create\nvolume destroy\n');
-  const bad = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'colour=red']);
+  const bad = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'colour=red']);
   t.not(bad.code, 0);
   t.regex(bad.stderr, /invalid filter 'colour'/);
 });

@@ -65,7 +65,7 @@ function whoamiServer(t, env, ns, port) {
   const s = spawnCmd('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '-e',
     `require('net').createServer(s => s.end(s.remoteAddress.replace('::ffff:', '') + '\\n')).listen(${port}, () => console.log('listening'))`], { timeout: 60_000 });
   t.teardown(() => { try { s.child.kill('SIGKILL'); } catch { /* gone */ } });
-  return s.waitFor('listening', 5000);
+  return s.waitFor('listening', 20_000);
 }
 
 /** GET url from namespace ns with node (no curl dependency); resolves to the body or 'ERR ...'. */
@@ -90,7 +90,7 @@ async function dnsTcp(env, ns, server, name) {
       c.end();
     });
     c.on('error', e => console.log('ERR ' + e.code));
-    setTimeout(() => { console.log('ERR timeout'); process.exit(); }, 5000).unref();`]);
+    setTimeout(() => { console.log('ERR timeout'); process.exit(); }, 15_000).unref();`]);
   return res.stdout.trim();
 }
 
@@ -105,7 +105,7 @@ const natRules = env => env.inHost('iptables-save', ['-t', 'nat']);
 const links = env => env.inHost('ip', ['-o', 'link']);
 /** The kernel deletes a stopped container's veth pair with its namespace, a moment after tsrun returns. */
 async function vethsGone(t, env, re = /veth/) {
-  try { await waitFor(() => !re.test(links(env)), { what: 'the veths to go', timeout: 5000 }); } catch { /* asserted below */ }
+  try { await waitFor(() => !re.test(links(env)), { what: 'the veths to go', timeout: 20_000 }); } catch { /* asserted below */ }
   t.notRegex(links(env), re);
 }
 
@@ -132,7 +132,7 @@ t2('-p: DNAT from outside keeps the client address, localhost works, port/ps sho
   const run = await env.r(['run', '-d', '--name', 'web', '-p', '8080:80', '-p', '5353/udp', 'test/bb:1', ...HTTPD]);
   t.is(run.code, 0, describe(run));
   const id = run.stdout.trim();
-  await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).startsWith('remote='), { what: 'httpd through DNAT', timeout: 10_000 });
+  await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).startsWith('remote='), { what: 'httpd through DNAT', timeout: 30_000 });
   // busybox httpd prints IPv4 clients as [::ffff:a.b.c.d]
   t.regex(await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?198\.51\.100\.2\]?$/, 'DNAT, not a proxy: the container sees the client');
   t.regex(await get(env, env.host, 'http://127.0.0.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?172\.17\.0\.1\]?$/, 'localhost:8080 from the host');
@@ -294,7 +294,7 @@ t2('a killed tsrun: the next command sweeps its veth, namespace and rules', asyn
   const env = await netEnv(t);
   const fg = spawnCmd('nsenter', [`--net=/run/netns/${env.host}`, TSRUN, '--root', env.root, 'run', '--name', 'fg', '-p', '9090:80', 'test/bb:1', 'sh', '-c', 'echo up; sleep 60'],
     { env: childEnv({ TSRUN_DEFAULT_NETWORK: 'bridge' }), timeout: 60_000 });
-  await fg.waitFor('up', 10_000);
+  await fg.waitFor('up', 30_000);
   t.regex(natRules(env), /--dport 9090/);
   fg.child.kill('SIGKILL');
   await fg.done;
@@ -318,7 +318,7 @@ t2('a detached container keeps its address and ports across restarts, and releas
   await waitFor(async () => JSON.parse((await env.r(['inspect', 'flaky'])).stdout)[0].RestartCount >= 1, { what: 'a restart' });
   t.regex(natRules(env), /--dport 7071 -j DNAT --to-destination 172\.17\.0\.2:80/, 'kept while the supervisor restarts it');
   // no tsrun command in between: the supervisor releases the attachment after the last exit
-  await waitFor(() => !/--dport 7071/.test(natRules(env)), { what: 'the rule to go', timeout: 15_000 });
+  await waitFor(() => !/--dport 7071/.test(natRules(env)), { what: 'the rule to go', timeout: 30_000 });
   await vethsGone(t, env);
   t.deepEqual(readdirSync(join(env.root, 'netns')), []);
   const logs = await env.r(['logs', 'flaky']);
@@ -341,7 +341,7 @@ t2('one root per network namespace: a second root is refused before it rewrites 
   t.is(res.code, 125, describe(res));
   t.regex(res.stderr, /^tsrun: network: the TSRUN iptables chains of this network namespace hold the rules of the tsrun root \S+, and writing \S+ would drop them: use --root \S+, --network none, or another network namespace\n$/);
   t.is(rules(), before, 'the first root\'s rules are untouched');
-  await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).startsWith('remote='), { what: 'the first root\'s published port', timeout: 10_000 });
+  await waitFor(async () => (await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r')).startsWith('remote='), { what: 'the first root\'s published port', timeout: 30_000 });
   t.regex(await get(env, env.out, 'http://198.51.100.1:8080/cgi-bin/r'), /^remote=(\[::ffff:)?198\.51\.100\.2\]?$/, 'and its published port still answers');
   t.deepEqual(readdirSync(join(root2, 'containers')).filter(n => !n.startsWith('.')), [], 'the refused container is gone');
   t.deepEqual(existsSync(join(root2, 'netns')) ? readdirSync(join(root2, 'netns')) : [], [], 'and its network namespace');
@@ -504,13 +504,13 @@ t2('network events: create, connect and disconnect (run, network connect/disconn
   t.is((await env.r(['rm', '-f', 'evc'])).code, 0);
   t.is((await env.r(['network', 'rm', 'nev'])).code, 0);
   const fmt = ['--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}'];
-  const all = await env.r(['events', '--since', '1m', '--until', '0s', '--filter', 'type=network', ...fmt]);
+  const all = await env.r(['events', '--since', '10m', '--until', '0s', '--filter', 'type=network', ...fmt]);
   t.is(all.code, 0, describe(all));
   t.deepEqual(all.stdout.trim().split('\n'), [
     'create nev <no value> bridge', `connect nev ${id} bridge`, `connect bridge ${id} bridge`, `disconnect bridge ${id} bridge`,
     `disconnect nev ${id} bridge`, 'destroy nev <no value> bridge',
   ]);
-  const one = await env.r(['events', '--since', '1m', '--until', '0s', '--filter', 'network=nev', '--format', '{{.Action}}']);
+  const one = await env.r(['events', '--since', '10m', '--until', '0s', '--filter', 'network=nev', '--format', '{{.Action}}']);
   t.is(one.stdout, 'create\nconnect\ndisconnect\ndestroy\n');
 });
 
@@ -546,7 +546,7 @@ t2('--dns on a user network: the embedded resolver forwards the names it does no
     });
     s.bind(53, '198.51.100.2', () => console.log('listening'));`], { timeout: 60_000 });
   t.teardown(() => { try { srv.child.kill('SIGKILL'); } catch { /* gone */ } });
-  await srv.waitFor('listening', 5000);
+  await srv.waitFor('listening', 20_000);
   t.is((await env.r(['network', 'create', 'nd'])).code, 0);
   t.is((await env.r(['run', '-d', '--name', 'peer', '--network', 'nd', 'test/bb:1', 'sleep', '60'])).code, 0);
   const q = await env.r(['run', '--rm', '--network', 'nd', '--dns', '198.51.100.2', 'test/bb:1', 'sh', '-c', 'nslookup somewhere.example; nslookup peer']);

@@ -567,7 +567,7 @@ test('tsrun pull (the command): docker\'s output, the image listed, an image pul
   t.is(lines.at(-1), name);
   const ls = await r(['images', '--format', '{{.Repository}}:{{.Tag}}']);
   t.regex(ls.stdout, new RegExp(`^${reg.host}/test/busybox:1$`, 'm'));
-  const ev = await r(['events', '--since', '1m', '--until', '0s', '--filter', 'event=pull', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}']);
+  const ev = await r(['events', '--since', '10m', '--until', '0s', '--filter', 'event=pull', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}']);
   t.is(ev.stdout.trim(), `image pull ${name}`, describe(ev));
   const run = await r(['run', '--rm', '--network', 'none', name, 'echo', 'pulled-ok']);
   t.is(run.stdout, 'pulled-ok\n', describe(run));

@@ -13,7 +13,7 @@ import { REPO, run, closeRoot } from './runtime.mjs';
 
 export const IMAGE = process.env.TSRUN_TEST_IMAGE || join(REPO, 'test', '.images', 'busybox', 'rootfs');
 const TMP = process.env.TSRUN_TEST_TMP || tmpdir();
-const TEST_TIMEOUT = Number(process.env.TSRUN_TEST_TIMEOUT || 90_000);
+const TEST_TIMEOUT = Number(process.env.TSRUN_TEST_TIMEOUT || 150_000);
 
 /** `t-` + 10 random hex digits: unique per test, safe as a container id and a cgroup name. */
 export function uniqueId(prefix = 't') {
@@ -47,7 +47,7 @@ function ctx(t) {
   if (c) return c;
   c = { roots: [], bundles: [] };
   contexts.set(t, c);
-  // A per-test timeout below ava's global one (120 s in package.json): a timed-out test still
+  // A per-test timeout below ava's global one (240 s in package.json): a timed-out test still
   // runs its teardown (so its containers are deleted) and is reported as a plain TAP failure,
   // whereas ava's global timeout kills the worker (no teardown) and crashes ava 6's TAP reporter.
   t.timeout(TEST_TIMEOUT);

@@ -12,7 +12,7 @@ export * from './clean.mjs';
 export const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 /** Polls fn() (sync or async) until it returns a truthy value; returns that value. */
-export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'condition' } = {}) {
+export async function waitFor(fn, { timeout = 30_000, interval = 25, what = 'condition' } = {}) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
@@ -30,7 +30,7 @@ export async function getState(r, id) {
   try { return JSON.parse(res.stdout); } catch { throw new Error(`state ${id}: not JSON: ${describe(res)}`); }
 }
 
-export function waitStatus(r, id, status, timeout = 10_000) {
+export function waitStatus(r, id, status, timeout = 30_000) {
   return waitFor(async () => (await getState(r, id)).status === status, { timeout, what: `${id} to be ${status}` });
 }
 

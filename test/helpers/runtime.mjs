@@ -116,7 +116,7 @@ export function spawnCmd(cmd, args, { input, timeout = 30_000, env, cwd, stdio }
     stderr: () => err,
     done,
     /** Resolves with the match once stdout matches; rejects after ms or if the child exits. */
-    waitFor(re, ms = 10_000) {
+    waitFor(re, ms = 30_000) {
       return new Promise((resolveW, rejectW) => {
         const w = { re, resolve: resolveW, reject: rejectW };
         w.timer = setTimeout(() => {
