@@ -173,7 +173,7 @@ export async function runAttached(root: string, rec: ct.ContainerRecord, o: { re
     const dir = ct.containerPath(root, rec.id);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fs = require('fs') as typeof import('fs');
-    for (let i = 0; i < 200 && fs.existsSync(dir); i++) await sleep(50);
+    for (let i = 0; i < 600 && fs.existsSync(dir); i++) await sleep(50);
   }
   return code;
 }

@@ -97,7 +97,7 @@ export async function startDetached(root: string, c: ct.ContainerRecord, o: { re
   const { ImageStore, mountSnapshot } = require('../image/store') as typeof import('../image/store');
   // a previous run's supervisor finishing (runtime state, network, mount): let it end first (not
   // under the lock, which its release takes)
-  for (let i = 0; i < 200 && supervisorPid(root, c.id); i++) await sleep(50);
+  for (let i = 0; i < 600 && supervisorPid(root, c.id); i++) await sleep(50);
   // held until the new supervisor has written its pid: the previous one's `container release`
   // (it unmounts) then sees this run and leaves the mount alone
   const lock = mountLock(root, c.id);
@@ -197,7 +197,7 @@ export async function stopContainer(root: string, c: ct.ContainerRecord, timeout
     containerEvent(root, c, 'kill', { signal: '9' });
     try { runtimeKill(root, c.id, 9, true); } catch { /* gone */ }
   }
-  await waitGone(root, c, 10_000);
+  await waitGone(root, c, 30_000);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('./run') as typeof import('./run')).detachNetwork(root, c.id);
   containerEvent(root, c, 'stop');
