@@ -56,7 +56,7 @@ enum {
   OP_SETRESUID, OP_CAPSET, OP_AMBIENT, OP_UMASK, OP_NNP, OP_SECCOMP,
   OP_CONNECT_CONSOLE, OP_CONSOLE, OP_OPEN_FIFO, OP_READY, OP_WAIT_FIFO,
   OP_WAIT_SOCK, OP_CLOSE_FDS, OP_FIND_EXEC, OP_EXECVE, OP_HOOK, OP_TOUCH,
-  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING, OP_STDIN_NULL, OP_LO_UP,
+  OP_MOUNT_DEV, OP_ROOT_FD, OP_KEYRING, OP_STDIN_NULL, OP_LO_UP, OP_DUP2,
 };
 
 enum { MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4, MSG_CONSOLE = 5 };
@@ -590,6 +590,7 @@ static int run_op(const struct op *o) {
     if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) return -1;
     return 0;
   }
+  case OP_DUP2: return dup2((int)o->n[0], (int)o->n[1]) < 0 ? -1 : 0; /* n0 onto n1 (the engine's log pipes) */
   case OP_LO_UP: {
     /* lo of the new network namespace: SIOCGIFFLAGS, then set IFF_UP */
     struct ifreq ifr;
@@ -757,6 +758,9 @@ int tsrun_open(const char *path, int flags) { int fd = open(path, flags | O_CLOE
 void tsrun_exit(int code) { _exit(code); }
 
 int tsrun_mkfifo(const char *path, int mode) { return mkfifo(path, (mode_t)mode) < 0 ? -errno : 0; }
+
+/* A close-on-exec pipe: fds[0] reads, fds[1] writes; 0 or -errno. */
+int tsrun_pipe(int *fds) { return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0; }
 
 /* Block until an exclusive lock on fd is held (0) or -errno. */
 int tsrun_flock(int fd) {

@@ -398,6 +398,42 @@ t2('diff: a container\'s additions (A), changes (C) and deletions (D), sorted, f
   t.regex(none.stderr, /No such container: no-such-container/);
 });
 
+t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker does: logs shows it, the run itself still prints it on the right streams; its health checks run too', async t => {
+  const { root, r } = await setup(t);
+  const name = uniqueId('fg');
+  const fg = await r(['run', '--name', name, 'test/bb:1', 'sh', '-c', 'echo out-1; echo err-1 >&2; echo out-2; printf tail; exit 3']);
+  t.is(fg.code, 3, describe(fg));
+  t.is(fg.stdout, 'out-1\nout-2\ntail');
+  t.is(fg.stderr, 'err-1\n');
+  const logs = await r(['logs', name]);
+  t.is(logs.stdout, 'out-1\nout-2\ntail');
+  t.is(logs.stderr, 'err-1\n');
+  t.is((await r(['logs', '--tail', '1', name])).stdout, 'tail');
+  // stdin (-i) still reaches it; a line longer than 16 KiB is split in the log (docker's json-file), whole in logs
+  const big = 'x'.repeat(40_000);
+  const cat = uniqueId('cat');
+  const c = await r(['run', '-i', '--name', cat, 'test/bb:1', 'cat'], { input: `${big}\nend\n` });
+  t.is(c.stdout, `${big}\nend\n`, describe(c));
+  t.is((await r(['logs', cat])).stdout, `${big}\nend\n`);
+  const id = JSON.parse((await r(['inspect', cat])).stdout)[0].Id;
+  const recs = readFileSync(join(root, 'containers', id, `${id}-json.log`), 'utf8').trim().split('\n').map(l => JSON.parse(l));
+  t.deepEqual(recs.map(x => x.log.length), [16384, 16384, 40_000 - 2 * 16384 + 1, 4]);
+  t.true(recs.every(x => x.stream === 'stdout' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/.test(x.time)));
+  // --rm and --log-driver none: nothing kept
+  const none = uniqueId('fgnone');
+  t.is((await r(['run', '--name', none, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi'])).stdout, 'hi\n');
+  t.regex((await r(['logs', none])).stderr, /configured logging driver does not support reading/);
+  // health: probed while the foreground run lasts
+  const hc = uniqueId('fghc');
+  const s = r.spawn(['run', '--name', hc, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '200ms', 'test/bb:1', 'sh', '-c', 'touch /tmp/ok; echo up; sleep 1000']);
+  await s.waitFor('up');
+  await waitFor(async () => JSON.parse((await r(['inspect', hc])).stdout)[0].State.Health?.Status === 'healthy', { what: 'healthy' });
+  t.is((await r(['ps', '--filter', `name=${hc}`, '--format', '{{.Status}}'])).stdout.trim().endsWith('(healthy)'), true);
+  t.is((await r(['stop', '-t', '1', hc])).code, 0);
+  t.is((await s.done).stdout, 'up\n');
+  t.is((await r(['logs', hc])).stdout, 'up\n');
+});
+
 t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotated files, -f follows across rotations); --log-driver none', async t => {
   const { root, r } = await setup(t);
   const lines = n => Array.from({ length: n }, (_, i) => `line-${i}\n`).join('');

@@ -143,10 +143,17 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
     containerEvent(o.root, rec, 'start');
+    // a container that stays (no --rm) keeps its output in its log, as a detached one does; a
+    // terminal (-t without one on our stdin) is passed through as it is
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const tee = !o.rm && !o.tty && rec.log?.driver !== 'none' ? (require('./outlog') as typeof import('./outlog')).teeOutput(path.join(dir, `${rec.id}-json.log`), rec.log) : undefined;
+    const probes = rec.health ? healthProbes(o.root, rec) : undefined;
     attachNetwork(o.root, rec);
     try {
-      code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null' });
+      code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null', ...(tee ? { stdio: tee.fds } : {}) });
     } finally {
+      probes?.stop();
+      await tee?.finish();
       detachNetwork(o.root, rec.id);
     }
     containerEvent(o.root, rec, 'die', { exitCode: String(code) });
@@ -162,6 +169,24 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     ct.saveContainer(o.root, { ...ct.findContainer(o.root, rec.id), exitCode: code, finishedAt: new Date().toISOString() });
   }
   return code;
+}
+
+/** A foreground container's health checks (a detached one's come from its supervisor): one probe per interval, one at a time. */
+function healthProbes(root: string, rec: ct.ContainerRecord): { stop: () => void } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { probe } = require('./health') as typeof import('./health');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { tsrunBin } = require('./lifecycle') as typeof import('./lifecycle');
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = () => {
+    timer = setTimeout(() => {
+      probe(root, rec.id, tsrunBin()).catch(() => undefined).finally(() => { if (!stopped) next(); });
+    }, rec.health!.interval);
+    timer.unref();
+  };
+  next();
+  return { stop: () => { stopped = true; clearTimeout(timer); } };
 }
 
 /** Remove a container: its supervisor, its runtime state (killing it), its snapshot and its record. */

@@ -19,6 +19,7 @@ export interface Shim {
   flock(fd: number): number;
   winsize(fd: number, rows: number, cols: number): number;
   tryWait(pid: number): number;
+  pipe(fds: Int32Array): number;
 }
 
 // Shared through globalThis: dist/tsrun.js and dist/engine.js each carry a copy of this module,
@@ -71,6 +72,7 @@ export function native(): Shim {
     flock: lib.func('int tsrun_flock(int fd)'),
     winsize: lib.func('int tsrun_winsize(int fd, int rows, int cols)'),
     tryWait: lib.func('int tsrun_try_wait(int pid)'),
+    pipe: lib.func('int tsrun_pipe(_Out_ int *fds)'),
   } as Shim;
   G.__tsrunShim = shim;
   return shim;

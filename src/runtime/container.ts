@@ -25,6 +25,8 @@ export interface CreateOptions {
   preserveFds?: number;
   noNewKeyring?: boolean;
   stdinNull?: boolean;
+  /** the process's stdout and stderr: these fds (pipes) instead of ours */
+  stdio?: [number, number];
   detach?: boolean;
   keep?: boolean;
 }
@@ -104,6 +106,7 @@ export function prepare(o: CreateOptions, mode: 'create' | 'run', cg?: { cloneDi
     preserveFds: o.preserveFds,
     noNewKeyring: o.noNewKeyring,
     stdinNull: o.stdinNull,
+    stdio: o.stdio,
     cgroupMode: detectCgroupMode(),
     cgroupDirForClone: cg?.cloneDir,
     cgroupV1Dirs: cg?.v1Dirs ?? ['<cgroup>'],

@@ -16,7 +16,7 @@ export const OP = {
   SETRESUID: 24, CAPSET: 25, AMBIENT: 26, UMASK: 27, NNP: 28, SECCOMP: 29,
   CONNECT_CONSOLE: 30, CONSOLE: 31, OPEN_FIFO: 32, READY: 33, WAIT_FIFO: 34,
   WAIT_SOCK: 35, CLOSE_FDS: 36, FIND_EXEC: 37, EXECVE: 38, HOOK: 39, TOUCH: 40,
-  MOUNT_DEV: 41, ROOT_FD: 42, KEYRING: 43, STDIN_NULL: 44, LO_UP: 45,
+  MOUNT_DEV: 41, ROOT_FD: 42, KEYRING: 43, STDIN_NULL: 44, LO_UP: 45, DUP2: 46,
 } as const;
 
 export type ParentAction =
@@ -110,6 +110,7 @@ export interface PlanInput {
   preserveFds?: number;
   noNewKeyring?: boolean;
   stdinNull?: boolean;       // the process gets /dev/null as stdin (docker run without -i)
+  stdio?: [number, number];  // its stdout and stderr: these fds of ours (the engine's log pipes)
   cgroupMode: 'unified' | 'hybrid' | 'legacy';
   cgroupDirForClone?: string; // clone3 into this v2 dir
   cgroupV1Dirs: string[];     // v1 dirs the child joins through their tasks file
@@ -253,6 +254,7 @@ export function containerPlan(inp: PlanInput): { steps: Step[]; cloneFlags: numb
   for (const p of linux.readonlyPaths ?? []) child(`make ${p} read-only`, OP.READONLY, [], [p]);
   for (const p of linux.maskedPaths ?? []) child(`mask ${p}`, OP.MASK, [], [p]);
   if (inp.stdinNull && !proc.terminal) child('open /dev/null as stdin', OP.STDIN_NULL);
+  if (inp.stdio && !proc.terminal) inp.stdio.forEach((fd, i) => child(`${i ? 'stderr' : 'stdout'} to the pipe on fd ${fd}`, OP.DUP2, [fd, i + 1]));
   // A new network namespace starts with lo down; crun (and docker/podman for --network none) bring it up.
   if (news.some((n) => n.type === 'network')) child('bring lo up (new network namespace)', OP.LO_UP);
   if (spec.hostname !== undefined && has('uts')) child(`sethostname ${spec.hostname}`, OP.SETHOSTNAME, [], [spec.hostname]);
