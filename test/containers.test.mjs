@@ -398,7 +398,7 @@ t2('diff: a container\'s additions (A), changes (C) and deletions (D), sorted, f
   t.regex(none.stderr, /No such container: no-such-container/);
 });
 
-t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker does: logs shows it, the run itself still prints it on the right streams; its health checks run too', async t => {
+t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker does: logs shows it, the run itself still prints it on the right streams; its health checks run too; with a restart policy it is restarted after the run returned', async t => {
   const { root, r } = await setup(t);
   const name = uniqueId('fg');
   const fg = await r(['run', '--name', name, 'test/bb:1', 'sh', '-c', 'echo out-1; echo err-1 >&2; echo out-2; printf tail; exit 3']);
@@ -432,6 +432,14 @@ t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker doe
   t.is((await r(['stop', '-t', '1', hc])).code, 0);
   t.is((await s.done).stdout, 'up\n');
   t.is((await r(['logs', hc])).stdout, 'up\n');
+  // a restart policy: the run returns the first exit code; the supervisor restarts it after that
+  const rs = uniqueId('fgrs');
+  const first = await r(['run', '--name', rs, '--restart', 'on-failure:2', 'test/bb:1', 'sh', '-c', 'echo run; echo e >&2; exit 2']);
+  t.is(first.code, 2, describe(first));
+  t.is(first.stdout, 'run\n');
+  t.is(first.stderr, 'e\n');
+  await waitFor(async () => { const x = JSON.parse((await r(['inspect', rs])).stdout)[0]; return x.RestartCount === 2 && x.State.Status === 'exited'; }, { what: 'two restarts', timeout: 60_000 });
+  t.is((await r(['logs', rs])).stdout, 'run\nrun\nrun\n');
 });
 
 t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotated files, -f follows across rotations); --log-driver none', async t => {

@@ -11,6 +11,19 @@ const T_STDOUT = 1, T_STDERR = 2, T_EXIT = 3;
 
 export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
 
+const PROXIED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/** Forward our signals to the container's init (docker's --sig-proxy; not with a tty). Returns the undo. */
+export function proxySignals(root: string, id: string): () => void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const os = require('os') as typeof import('os');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { kill } = require('../runtime/container') as typeof import('../runtime/container');
+  const fwd = (sig: NodeJS.Signals) => { try { kill(root, id, os.constants.signals[sig], false); } catch { /* gone */ } };
+  for (const s of PROXIED) process.on(s, fwd);
+  return () => { for (const s of PROXIED) process.off(s, fwd); };
+}
+
 /** docker's --detach-keys: comma-separated keys, each a letter or ctrl-<a-z @ [ \ ] ^ _>. */
 export function parseDetachKeys(spec: string): Buffer {
   const out: number[] = [];
@@ -152,17 +165,19 @@ export function streamAttach(conn: AttachConnection, o: AttachOptions): Promise<
 }
 
 /**
- * docker's `run -it` (a terminal on our stdin): the container runs under its supervisor, as with
- * -d, and we attach before it starts; ctrl-p ctrl-q (or --detach-keys) leave it running.
- * Resolves with the exit code (0 after a detach); with --rm, once the container is removed.
+ * A foreground run under the container's supervisor, as with -d, attached before it starts:
+ * docker's `run -it` (a terminal on our stdin; ctrl-p ctrl-q or --detach-keys leave it running),
+ * and a foreground run with a restart policy (the supervisor restarts it after we returned).
+ * Resolves with the first exit code (0 after a detach); with --rm, once the container is removed.
  */
-export async function runAttached(root: string, rec: ct.ContainerRecord, o: { restart?: string; rm?: boolean; detachKeys?: string }): Promise<number> {
+export async function runAttached(root: string, rec: ct.ContainerRecord, o: { restart?: string; rm?: boolean; detachKeys?: string; tty: boolean; stdin: boolean }): Promise<number> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startDetached, readExit, sleep } = require('./lifecycle') as typeof import('./lifecycle');
-  const keys = parseDetachKeys(o.detachKeys ?? DEFAULT_DETACH_KEYS);
+  const keys = o.stdin ? parseDetachKeys(o.detachKeys ?? DEFAULT_DETACH_KEYS) : null;
   let conn: AttachConnection | undefined;
-  await startDetached(root, rec, { restart: o.restart, rm: o.rm, tty: true, stdin: true, attach: (s) => { conn = new AttachConnection(s); } });
-  const r = await streamAttach(conn!, { tty: true, stdin: true, closeStdin: true, detachKeys: keys });
+  await startDetached(root, rec, { restart: o.restart, rm: o.rm, tty: o.tty, stdin: o.stdin, attach: (s) => { conn = new AttachConnection(s); } });
+  const undo = o.tty ? () => undefined : proxySignals(root, rec.id);
+  const r = await streamAttach(conn!, { tty: o.tty, stdin: o.stdin, closeStdin: true, detachKeys: keys }).finally(undo);
   if (r === 'detached') {
     process.stderr.write('read escape sequence\n');
     return 0;

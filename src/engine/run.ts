@@ -136,10 +136,12 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       process.stdout.write(rec.id + '\n');
       return 0;
     }
-    if (o.tty && o.stdin !== 'null' && process.stdin.isTTY) {
-      // docker's run -it: under the supervisor, attached (ctrl-p ctrl-q detaches)
+    const it = !!o.tty && o.stdin !== 'null' && !!process.stdin.isTTY;
+    if (it || (o.restart && o.restart !== 'no')) {
+      // docker's run -it (ctrl-p ctrl-q detaches), or a restart policy to apply after we return:
+      // under the supervisor, attached
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return await (require('./attach') as typeof import('./attach')).runAttached(o.root, rec, o);
+      return await (require('./attach') as typeof import('./attach')).runAttached(o.root, rec, { ...o, tty: !!o.tty, stdin: o.stdin !== 'null' });
     }
     ct.saveContainer(o.root, { ...rec, startedAt: new Date().toISOString() });
     containerEvent(o.root, rec, 'start');

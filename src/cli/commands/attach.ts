@@ -1,20 +1,8 @@
 import { parse, str, type Globals } from '../args';
 import { findContainer } from '../../engine/containers';
 import { containerState, readExit } from '../../engine/lifecycle';
-import { connectAttach, streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS } from '../../engine/attach';
-import { kill } from '../../runtime/container';
+import { connectAttach, streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, proxySignals } from '../../engine/attach';
 import { TsrunError } from '../../runtime/errors';
-
-const PROXIED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-
-/** Forward our signals to the container's init (docker's --sig-proxy; not with a tty). Returns the undo. */
-export function proxySignals(root: string, id: string): () => void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const os = require('os') as typeof import('os');
-  const fwd = (sig: NodeJS.Signals) => { try { kill(root, id, os.constants.signals[sig], false); } catch { /* gone */ } };
-  for (const s of PROXIED) process.on(s, fwd);
-  return () => { for (const s of PROXIED) process.off(s, fwd); };
-}
 
 /** docker attach [--detach-keys K] [--no-stdin] [--sig-proxy=false] CONTAINER */
 export default async function (argv: string[], g: Globals): Promise<number> {

@@ -1,9 +1,8 @@
 import { parse, str, type Globals } from '../args';
 import { findContainer } from '../../engine/containers';
 import { startDetached, readExit, containerState } from '../../engine/lifecycle';
-import { streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, AttachConnection, connectAttach } from '../../engine/attach';
+import { streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, AttachConnection, connectAttach, proxySignals } from '../../engine/attach';
 import { TsrunError } from '../../runtime/errors';
-import { proxySignals } from './attach';
 
 /** docker start [-a] [-i] NAME...: the container's supervisor creates and starts it again. */
 export default async function (argv: string[], g: Globals): Promise<number> {
