@@ -960,3 +960,69 @@ int tsrun_mount_overlay(const char *target, const uint8_t *lowers, int nlower, c
   close(mfd);
   return 0;
 }
+
+/* ---- network namespaces for the engine's bridge networks (one thread at a time: unshare and setns
+ * of a network namespace act on the calling thread only; no JavaScript runs while it is away) */
+#include <arpa/inet.h>
+#include <net/route.h>
+#include <netinet/in.h>
+
+/* Back to the namespace this thread came from; staying in a container's namespace is not an option. */
+static void netns_return(int self) {
+  if (setns(self, CLONE_NEWNET) < 0) { static const char m[] = "tsrun: setns back to the host network namespace failed\n"; (void)!write(2, m, sizeof m - 1); abort(); }
+  close(self);
+}
+
+/* A new network namespace, bound at path (an existing file): 0 or -errno. */
+int tsrun_netns_new(const char *path) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno;
+  if (unshare(CLONE_NEWNET) < 0) { int e = errno; close(self); return -e; }
+  int r = mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL) < 0 ? -errno : 0;
+  netns_return(self); /* without the bind mount, the new namespace goes with this last reference */
+  return r;
+}
+
+/*
+ * In the namespace bound at path: op 1 brings ifname up; op 2 gives it the IPv4 address addr/prefix
+ * (its subnet route comes with it); op 3 adds the default route via addr. 0 or -errno.
+ */
+int tsrun_netns_op(const char *path, int op, const char *ifname, const char *addr, int prefix) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { int e = errno; close(self); return -e; }
+  if (setns(fd, CLONE_NEWNET) < 0) { int e = errno; close(fd); close(self); return -e; }
+  close(fd);
+  int r = 0, s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ifname) strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+  if (s < 0) r = -errno;
+  else if (op == 1) {
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) r = -errno;
+    else { ifr.ifr_flags |= IFF_UP; if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) r = -errno; }
+  } else if (op == 2) {
+    sin->sin_family = AF_INET;
+    if (prefix < 0 || prefix > 32 || inet_pton(AF_INET, addr, &sin->sin_addr) != 1) r = -EINVAL;
+    else if (ioctl(s, SIOCSIFADDR, &ifr) < 0) r = -errno;
+    else {
+      sin->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+      if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0) r = -errno;
+    }
+  } else if (op == 3) {
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+    gw->sin_family = AF_INET;
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    if (inet_pton(AF_INET, addr, &gw->sin_addr) != 1) r = -EINVAL;
+    else if (ioctl(s, SIOCADDRT, &rt) < 0) r = -errno;
+  } else r = -EINVAL;
+  if (s >= 0) close(s);
+  netns_return(self);
+  return r;
+}

@@ -20,6 +20,8 @@ export interface Shim {
   winsize(fd: number, rows: number, cols: number): number;
   tryWait(pid: number): number;
   pipe(fds: Int32Array): number;
+  netnsNew(path: string): number;
+  netnsOp(path: string, op: number, ifname: string | null, addr: string | null, prefix: number): number;
 }
 
 // Shared through globalThis: dist/tsrun.js and dist/engine.js each carry a copy of this module,
@@ -73,6 +75,8 @@ export function native(): Shim {
     winsize: lib.func('int tsrun_winsize(int fd, int rows, int cols)'),
     tryWait: lib.func('int tsrun_try_wait(int pid)'),
     pipe: lib.func('int tsrun_pipe(_Out_ int *fds)'),
+    netnsNew: lib.func('int tsrun_netns_new(const char *path)'),
+    netnsOp: lib.func('int tsrun_netns_op(const char *path, int op, const char *ifname, const char *addr, int prefix)'),
   } as Shim;
   G.__tsrunShim = shim;
   return shim;

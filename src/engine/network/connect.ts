@@ -3,7 +3,7 @@
 import { TsrunError } from '../../runtime/errors';
 import * as st from './store';
 import { intToIp, parseCidr, macFor } from './addr';
-import { ipBatch, ipBatchQuiet } from './exec';
+import { ipBatch, ipBatchQuiet, configureInside } from './exec';
 import { locked, applyAll, rulesCurrent, portsGone, ensureBridge, resolveNetwork, defaultNetworkLocked } from './networks';
 import { allocate, vethName } from './ipam';
 import { ensureResolver } from './resolver';
@@ -35,7 +35,7 @@ export function connect(root: string, c: { id: string; name: string; net?: NetCo
       const mtu = e.mtu ? ` mtu ${e.mtu}` : '';
       ipBatch([`link add ${e.veth}${mtu} master ${n.bridge} up type veth peer name ${e.ifname} address ${e.mac}${mtu} netns ${a.netns}`], { what: `connect ${c.name} to ${n.name}` });
       try {
-        ipBatch([`addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`], { enter: a.netns, what: `connect ${c.name} to ${n.name}` });
+        configureInside(a.netns, e, `connect ${c.name} to ${n.name}`);
       } catch (err) {
         ipBatchQuiet([`link del ${e.veth}`]);
         throw err;

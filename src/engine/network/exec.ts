@@ -1,9 +1,10 @@
-// The network tools tsrun drives: `ip -batch`, `iptables-restore --noflush`, `unshare --net=FILE`.
-// Every command runs in tsrun's own network namespace (whatever namespace tsrun was started in is
-// "the host"), except the batches given a namespace file.
+// The network tools tsrun drives: `ip -batch`, `iptables-restore --noflush`. They run in tsrun's own
+// network namespace (whatever namespace tsrun was started in is "the host"). A container's namespace
+// is made and set up inside by the shim (netnsCreate, netnsOp), without a process.
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../../runtime/errors';
 import { trace } from '../../runtime/trace';
+import type { Endpoint } from './store';
 
 export function tool(cmd: string, args: string[], input?: string, what?: string): string {
   const r = spawnSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -16,14 +17,45 @@ export function tool(cmd: string, args: string[], input?: string, what?: string)
   return r.stdout;
 }
 
-/** `ip -batch -` (in a netns file when given: `unshare --net=FILE` creates it, `nsenter` enters it). */
-export function ipBatch(lines: string[], o: { create?: string; enter?: string; force?: boolean; what?: string } = {}): void {
+/** `ip -batch -` */
+export function ipBatch(lines: string[], o: { force?: boolean; what?: string } = {}): void {
   if (!lines.length) return;
-  const ip = ['ip', ...(o.force ? ['-force'] : []), '-batch', '-'];
-  const input = lines.join('\n') + '\n';
-  if (o.create) tool('unshare', [`--net=${o.create}`, ...ip], input, o.what);
-  else if (o.enter) tool('nsenter', [`--net=${o.enter}`, ...ip], input, o.what);
-  else tool(ip[0], ip.slice(1), input, o.what);
+  tool('ip', [...(o.force ? ['-force'] : []), '-batch', '-'], lines.join('\n') + '\n', o.what);
+}
+
+function shim() {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('../../kernel/native') as typeof import('../../kernel/native');
+}
+
+/** A new network namespace bound at file (which exists): the shim unshares on this thread, bind-mounts it and comes back. */
+export function netnsCreate(file: string, what: string): void {
+  const { native, strerror } = shim();
+  const r = native().netnsNew(file);
+  if (r < 0) throw new TsrunError(`${what}: create (unshare CLONE_NEWNET, bind mount on ${file}): ${strerror(-r)}`, 125);
+}
+
+const NETNS_OPS = { up: 1, addr: 2, route: 3 } as const; // native/shim.c tsrun_netns_op
+
+/**
+ * Inside the namespace bound at file (this thread enters it and comes back within the call):
+ * 'up' IFNAME, 'route' (default via GATEWAY), 'addr' (IFNAME, ADDRESS, PREFIX).
+ */
+export function netnsOp(file: string, op: 'up' | 'route', arg: string, what: string): void;
+export function netnsOp(file: string, op: 'addr', arg: string, what: string, ip: string, prefix: number): void;
+export function netnsOp(file: string, op: keyof typeof NETNS_OPS, arg: string, what: string, ip?: string, prefix = 0): void {
+  const { native, strerror } = shim();
+  const r = op === 'route' ? native().netnsOp(file, NETNS_OPS.route, null, arg, 0) : native().netnsOp(file, NETNS_OPS[op], arg, ip ?? null, prefix);
+  if (r < 0) {
+    const text = op === 'route' ? `route add default via ${arg}` : op === 'up' ? `link set ${arg} up` : `addr add ${ip}/${prefix} dev ${arg}`;
+    throw new TsrunError(`${what}: ${text} (in ${file}): ${strerror(-r)}`, 125);
+  }
+}
+
+/** An endpoint's interface inside the namespace: its address, then up. */
+export function configureInside(file: string, e: Endpoint, what: string): void {
+  netnsOp(file, 'addr', e.ifname, what, e.ip, e.prefix);
+  netnsOp(file, 'up', e.ifname, what);
 }
 
 /** Like ipBatch but tolerant: each line may fail (deleting what may already be gone). */

@@ -1,9 +1,10 @@
 // Containers on networks. The design:
 // - Each started container on a bridge network gets a *persistent* network namespace, bind-mounted
-//   at <root>/netns/<id> (CNI style), created and wired by the engine before the runtime runs:
-//   `unshare --net=FILE ip -batch` makes lo, eth0 (one end of a veth, the other end created straight
-//   in tsrun's namespace), the address and the default route; one `ip -batch` in tsrun's namespace
-//   puts the host end on the bridge. config.json names the file as linux.namespaces[network].path,
+//   at <root>/netns/<id> (CNI style), created and wired by the engine before the runtime runs: the
+//   shim makes the namespace (unshare on one thread, bind mount, back); one `ip -batch` in tsrun's
+//   namespace makes the veth, its host end on the bridge and eth0 put into the namespace; the shim
+//   then sets lo and eth0 up, the address and the default route from inside (tsrun_netns_op, one
+//   thread entering and leaving within the call). config.json names the file as linux.namespaces[network].path,
 //   so the runtime only joins it (OCI's contract, nothing engine-specific in the runtime) and the
 //   supervisor's restarts keep the same namespace and address.
 // - The attachment (addresses, veths, ports) lives in <root>/networks/endpoints/<id>.json, for as
@@ -17,7 +18,7 @@ import { TsrunError } from '../../runtime/errors';
 import { trace } from '../../runtime/trace';
 import * as st from './store';
 import { intToIp, parseCidr, macFor } from './addr';
-import { ipBatch, ipBatchQuiet } from './exec';
+import { ipBatch, ipBatchQuiet, netnsCreate, netnsOp, configureInside } from './exec';
 import { applyPorts } from './firewall';
 import { allocatePorts } from './ports';
 import { hostsText, resolvText, writeInPlace, writeFiles } from './files';
@@ -107,23 +108,30 @@ function readOr(file: string, fallback: string): string {
   try { return fs.readFileSync(file, 'utf8'); } catch { return fallback; }
 }
 
-/** The namespace file, eth0.. with addresses and the default route, and the host ends on their bridges. */
+/**
+ * The namespace file; the veth pairs, made on the host with the container's end (eth0..) put into
+ * the namespace and the host's end on its bridge (one `ip -batch`); then, inside, lo and eth0.. up
+ * with their addresses and the default route (no process: see netnsOp).
+ */
 function plumb(a: st.Attachment): void {
+  const what = `container ${a.name}: network namespace ${a.netns}`;
   fs.mkdirSync(path.dirname(a.netns), { recursive: true, mode: 0o700 });
   fs.writeFileSync(a.netns, '', { mode: 0o444 });
-  const inside = ['link set lo up'];
+  netnsCreate(a.netns, what);
+  trace('net: namespace created');
   const host: string[] = [];
   for (const e of a.endpoints) {
     const mtu = e.mtu ? ` mtu ${e.mtu}` : '';
-    inside.push(`link add ${e.ifname} address ${e.mac}${mtu} type veth peer name ${e.veth}${mtu} netns ${process.pid}`,
-      `addr add ${e.ip}/${e.prefix} dev ${e.ifname}`, `link set ${e.ifname} up`);
-    host.push(`link set ${e.veth} master ${e.bridge} up`, `link set ${e.veth} type bridge_slave hairpin on`);
+    host.push(`link add ${e.veth}${mtu} master ${e.bridge} up type veth peer name ${e.ifname} address ${e.mac}${mtu} netns ${a.netns}`,
+      `link set ${e.veth} type bridge_slave hairpin on`);
   }
+  ipBatch(host, { what: `container ${a.name}: veth` });
+  netnsOp(a.netns, 'up', 'lo', what);
+  for (const e of a.endpoints) configureInside(a.netns, e, what);
   // the default route goes through the first network that leads out (an --internal one does not)
   const out = a.endpoints.find((e) => !e.internal);
-  if (out) inside.push(`route add default via ${out.gateway}`);
-  ipBatch(inside, { create: a.netns, what: `container ${a.name}: network namespace` });
-  ipBatch(host, { what: `container ${a.name}: veth` });
+  if (out) netnsOp(a.netns, 'route', out.gateway, what);
+  trace('net: namespace plumbed');
 }
 
 /**
