@@ -3,7 +3,8 @@
 //        [--log-max-size BYTES [--log-max-file N]] [--health-interval MS]
 //        [--restart no|always|unless-stopped|on-failure[:N]] [--rm] [--tty] [--stdin] [--attach-fd N]
 // Fd 3 (a pipe to the CLI) gets one line: `ok <init pid>` or `error <message>` (then exit 125).
-// It detaches, becomes a child subreaper, runs `tsrun create` + `tsrun start`, reaps the
+// It detaches, becomes a child subreaper, runs `tsrun create`, starts the init itself (the byte in
+// ROOT/oci/ID/exec.fifo, as `tsrun start` reads it), reaps the
 // container's init, writes its output as docker json-file lines, writes DIR/exit.json when init
 // exits, deletes the runtime state and restarts it as the policy says. Errors: DIR/supervisor.log.
 //
@@ -47,7 +48,7 @@ static int cfd[2] = { -1, -1 };          // container output: stdout, stderr (tt
 static pid_t init_pid;                    // 0: no container process known
 static int init_status, init_done, terminating;
 static const char *p_events, *p_events_old;
-static const char *p_pidfile, *p_sock, *p_suppid, *p_suptmp, *p_exit, *p_exittmp, *p_stopped, *p_errlog;
+static const char *p_pidfile, *p_sock, *p_suppid, *p_suptmp, *p_exit, *p_exittmp, *p_stopped, *p_errlog, *p_fifo;
 static char arena[8192], capbuf[16384];  // arena: the paths, packed (few pages touched)
 static size_t arena_used;
 static size_t caplen;
@@ -466,6 +467,41 @@ static void outcome(const char *word, const char *msg) {
   outfd = -1;
 }
 
+// The runtime's `start` without a process (a Node start, ~40 ms, less per start and restart): read
+// the byte the created init writes into ROOT/oci/ID/exec.fifo (it then execs) and remove the fifo,
+// after which the runtime's state says "running". Waits while the init lives, as `tsrun start`
+// does: it opens its end of the fifo when it is next scheduled. (The one other thing `tsrun start`
+// does, poststart hooks, the engine's bundles never have.)
+static int start_init(void) {
+  int fd = open(p_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { snprintf(capbuf, sizeof capbuf, "open %s: %s", p_fifo, strerror(errno)); return 125; }
+  char b;
+  for (int i = 0;; i++) {
+    ssize_t r = read(fd, &b, 1);
+    if (r == 1) break;
+    if (r < 0 && errno != EAGAIN && errno != EINTR) {
+      snprintf(capbuf, sizeof capbuf, "read %s: %s", p_fifo, strerror(errno));
+      close(fd);
+      return 125;
+    }
+    if (!init_done) {
+      int st;
+      if (waitpid(init_pid, &st, WNOHANG) == init_pid) { init_status = st; init_done = 1; }
+    }
+    if (init_done) {  // it may have written its byte and then died: the byte stays while we hold the fifo
+      if (read(fd, &b, 1) == 1) break;
+      snprintf(capbuf, sizeof capbuf, "cannot start container %s: its init process exited before start", id);
+      close(fd);
+      return 1;
+    }
+    struct timespec ts = { 0, (long)(1 + (i >> 4 < 9 ? i >> 4 : 9)) * 1000000L };
+    nanosleep(&ts, NULL);
+  }
+  close(fd);
+  if (unlink(p_fifo) < 0 && errno != ENOENT) logerr(errno, "unlink %s", p_fifo);
+  return 0;
+}
+
 // create + start. Returns 0 (init_pid set) or an exit code; the error message is in capbuf.
 static int start_container(void) {
   int out[2] = { -1, -1 }, err[2] = { -1, -1 }, cap[2];
@@ -511,7 +547,7 @@ static int start_container(void) {
     if (fd >= 0) close(fd);
   }
   if (code == 0) {
-    code = tsrun_cmd(-1, -1, cap[1], cap[0], 1, "start", id, NULL);
+    code = start_init();
     if (terminating && init_pid && !init_done) kill(init_pid, SIGTERM);
   }
   close(cap[0]); close(cap[1]);
@@ -615,6 +651,7 @@ int main(int argc, char **argv) {
   tsrun = absolute(tsrun, 1); node = absolute(node, 1);
   if (!logpath) logpath = cat3(dir, "/", cat3(id, "-json.log", ""));
   p_pidfile = cat3(dir, "/", "init.pid"); p_sock = cat3(dir, "/", "console.sock");
+  p_fifo = cat3(root, "/oci/", cat3(id, "/exec.fifo", ""));
   p_suppid = cat3(dir, "/", "supervisor.pid"); p_suptmp = cat3(dir, "/", ".supervisor.pid.tmp");
   p_exit = cat3(dir, "/", "exit.json"); p_exittmp = cat3(dir, "/", ".exit.json.tmp");
   p_stopped = cat3(dir, "/", "stopped"); p_errlog = cat3(dir, "/", "supervisor.log");

@@ -1,6 +1,7 @@
 // native/build/tsrun-supervisor (the supervisor of detached containers) driven by a FAKE tsrun:
-// a shell script whose `create` starts a real process that waits for `start`, writes its pid to
-// --pid-file and exits, so the container's "init" really is reparented to the supervisor (a
+// a shell script whose `create` starts a real process that waits, as the runtime's init does, until
+// it can write its byte into ROOT/oci/ID/exec.fifo (the supervisor reads it: its own `start`), writes
+// its pid to --pid-file and exits, so the container's "init" really is reparented to the supervisor (a
 // child subreaper). Each run goes through a small python harness that is itself a subreaper:
 // it plays the CLI (fd 3 = a pipe, stdio on /dev/null) and reports the exit status of the CLI's
 // child and of the detached supervisor. No root, no kernel features beyond prctl/signalfd/ptys.
@@ -20,18 +21,20 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 const FAKE_TSRUN = String.raw`#!/bin/sh
 # fake tsrun: --root ROOT CMD ARGS...; logs "CMD ARGS" to $FAKE_CALLS
 [ "$1" = --root ] || { echo "fake tsrun: no --root" >&2; exit 2; }
-shift 2; cmd=$1; shift
+root=$2; shift 2; cmd=$1; shift
 echo "$cmd $*" >> "$FAKE_CALLS"
 case $cmd in
 create)
   while [ $# -gt 1 ]; do case $1 in --bundle) b=$2; shift 2;; --pid-file) pf=$2; shift 2;; --console-socket) cs=$2; shift 2;; *) shift;; esac; done
   if [ -n "$FAKE_CREATE_FAIL" ]; then echo "fake create:" >&2; echo "$FAKE_CREATE_FAIL" >&2; exit 1; fi
-  rm -f "$b/go"
-  [ -n "$cs" ] && exec "$FAKE_PYTHON" "$FAKE_PTY" "$cs" "$pf" "$b/go" "$FAKE_CMD"
-  sh -c 'while [ ! -e "$1" ]; do sleep 0.01; done; exec sh -c "$2"' fakeinit "$b/go" "$FAKE_CMD" &
+  fifo="$root/oci/$1/exec.fifo"
+  mkdir -p "$root/oci/$1" && rm -f "$fifo" && mkfifo "$fifo" || exit 1
+  [ -n "$cs" ] && exec "$FAKE_PYTHON" "$FAKE_PTY" "$cs" "$pf" "$fifo" "$FAKE_CMD"
+  if [ -n "$FAKE_INIT_DIES" ]; then sh -c 'sleep 0.2; exit 1' & else
+  sh -c 'printf 0 > "$1"; exec sh -c "$2"' fakeinit "$fifo" "$FAKE_CMD" &
+  fi
   echo $! > "$pf.tmp" && mv "$pf.tmp" "$pf"
   echo "init $!" >> "$FAKE_CALLS" ;;
-start) touch "$FAKE_DIR/go" ;;
 state) printf '{\n  "status": "stopped",\n  "oomKilled": %s\n}\n' "${'${FAKE_OOM:-false}'}" ;;
 delete) ;;
 rm) [ -e "$FAKE_DIR/supervisor.pid" ] && echo "rm saw supervisor.pid" >> "$FAKE_CALLS"; exit 0 ;;
@@ -54,7 +57,7 @@ if pid == 0:
     fcntl.ioctl(s, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2): os.dup2(s, fd)
     os.close(s)
-    while not os.path.exists(go): time.sleep(0.01)
+    with open(go, 'w') as f: f.write('0')  # the exec.fifo: blocks until the supervisor starts it
     os.execvp('sh', ['sh', '-c', cmd])
 os.close(s)
 with open(pidfile + '.tmp', 'w') as f: f.write(str(pid))
@@ -194,7 +197,7 @@ test('run: ok <init pid> on fd 3, detached subreaper, json-file log, exit.json, 
   t.is(ex.restartCount, 0);
   t.regex(ex.finishedAt, TIME_RE);
   t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')), [
-    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'start c1', 'state c1', 'delete --force c1', 'container release c1',
+    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'state c1', 'delete --force c1', 'container release c1',
   ]);
 });
 
@@ -290,6 +293,15 @@ test('a failing create: error <message> on fd 3, delete --force, exit 125', asyn
   t.false(existsSync(join(s.dir, 'supervisor.pid')));
   t.false(existsSync(join(s.dir, 'exit.json')));
   t.regex(readFileSync(join(s.dir, 'supervisor.log'), 'utf8'), /start container: fake create: no such thing/);
+});
+
+test('an init that dies before it is started: the supervisor stops waiting on exec.fifo and says so', async t => {
+  const s = setup(t, { env: { FAKE_INIT_DIES: '1' } });
+  const run = launch(t, s, ['--restart', 'always']);
+  t.is(await run.outcome, 'error cannot start container c1: its init process exited before start\n');
+  const r = await run.done;
+  t.not(r.supervisor.code, 0);
+  t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')).map(l => l.split(' ')[0]), ['create', 'delete']);
 });
 
 test('bad arguments: error on fd 3, exit 125 before detaching', async t => {
