@@ -458,6 +458,20 @@ static int delete_force(void) {
   return code;
 }
 
+// After the init exited: `tsrun container exited ID [--release]` prints {"oomKilled":BOOL} (from the
+// runtime's state), deletes the runtime state (--force) and, with --release, gives up the network
+// attachment and unmounts the root filesystem. Returns whether the OOM killer struck.
+static int released;
+static int container_exited(int release) {
+  int pp[2], oom = 0;
+  if (mkpipe(pp) < 0) return 0;
+  int code = tsrun_cmd(-1, pp[1], pp[1], pp[0], 1, "container", "exited", id, release ? "--release" : NULL, NULL);
+  oom = strstr(capbuf, "\"oomKilled\":true") != NULL;
+  if (code != 0) { one_line(capbuf); logerr(0, "tsrun container exited %s exited with %d: %s", id, code, capbuf); }
+  close(pp[0]); close(pp[1]);
+  return oom;
+}
+
 // The one line for the CLI on fd 3: "<word> <msg>\n".
 static void outcome(const char *word, const char *msg) {
   struct iovec v[4] = { { (void *)word, strlen(word) }, { " ", 1 }, { (void *)msg, strlen(msg) }, { "\n", 1 } };
@@ -747,13 +761,6 @@ int main(int argc, char **argv) {
       code = WIFEXITED(init_status) ? WEXITSTATUS(init_status) : 128 + WTERMSIG(init_status);
       for (int k = 0; k < 2; k++) if (cfd[k] >= 0) pump(k);
       init_pid = 0;
-      int pp[2];
-      if (mkpipe(pp) == 0) {
-        if (tsrun_cmd(-1, pp[1], -1, pp[0], 1, "state", id, NULL) == 0)
-          oom = strstr(capbuf, "\"oomKilled\": true") || strstr(capbuf, "\"oomKilled\":true");
-        else logerr(0, "tsrun state exited with an error");
-        close(pp[0]); close(pp[1]);
-      }
     }
     first = 0;
     reload_policy();
@@ -765,10 +772,13 @@ int main(int argc, char **argv) {
       int sfd = open(p_stopped, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       if (sfd >= 0) close(sfd); else logerr(errno, "open %s", p_stopped);
     }
+    // one Node start for what follows an exit: the OOM verdict, the runtime state deleted and, when
+    // it stopped for good (and is not --rm: `rm -f` does it all), the network and the mount released
+    released = !again && !opt_rm;
+    oom = container_exited(released);
     write_exit(code, oom, restarts);
     if (oom) event("oom", -1);
     event("die", code);
-    delete_force();
     close_container_fds();
     notify_exit(code);
     if (!again) break;
@@ -793,9 +803,10 @@ int main(int argc, char **argv) {
     // The container stopped for good: its network attachment (which lives as long as this
     // supervisor: veth, namespace, address, port rules) goes, and its root filesystem is unmounted
     // (`start` mounts it again; cp, diff, export and commit read it unmounted).
-    // supervisor.pid stays until then: `stop` and `start` wait for it to go
+    // supervisor.pid stays until then: `stop` and `start` wait for it to go. (Released already,
+    // with the exit, unless a restart was due and then called off.)
     int pp[2];
-    if (mkpipe(pp) == 0) {
+    if (!released && mkpipe(pp) == 0) {
       tsrun_cmd(-1, -1, pp[1], pp[0], 1, "container", "release", id, NULL);
       close(pp[0]); close(pp[1]);
     }

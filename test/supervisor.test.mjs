@@ -35,7 +35,7 @@ create)
   fi
   echo $! > "$pf.tmp" && mv "$pf.tmp" "$pf"
   echo "init $!" >> "$FAKE_CALLS" ;;
-state) printf '{\n  "status": "stopped",\n  "oomKilled": %s\n}\n' "${'${FAKE_OOM:-false}'}" ;;
+container) case $1 in exited) printf '{"oomKilled":%s}\n' "${'${FAKE_OOM:-false}'}" ;; release|healthcheck) ;; *) exit 1 ;; esac ;;
 delete) ;;
 rm) [ -e "$FAKE_DIR/supervisor.pid" ] && echo "rm saw supervisor.pid" >> "$FAKE_CALLS"; exit 0 ;;
 *) echo "fake tsrun: unknown command $cmd" >&2; exit 1 ;;
@@ -197,7 +197,7 @@ test('run: ok <init pid> on fd 3, detached subreaper, json-file log, exit.json, 
   t.is(ex.restartCount, 0);
   t.regex(ex.finishedAt, TIME_RE);
   t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')), [
-    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'state c1', 'delete --force c1', 'container release c1',
+    `create --bundle ${s.dir} --pid-file ${s.dir}/init.pid c1`, 'container exited c1 --release',
   ]);
 });
 
@@ -230,7 +230,8 @@ test('restart on-failure:2: two restarts, then stop; backoff between them', asyn
   t.is(ex.restartCount, 2);
   const calls = callLines(s);
   t.is(calls.filter(l => l.startsWith('create ')).length, 3);
-  t.is(calls.filter(l => l === 'delete --force c1').length, 3);
+  // each exit: one `container exited`; the last (no restart after it) releases
+  t.deepEqual(calls.filter(l => l.startsWith('container ')), ['container exited c1', 'container exited c1', 'container exited c1 --release']);
   t.deepEqual(logLines(s).map(l => l.log), ['run\n', 'run\n', 'run\n']);
 });
 
@@ -273,7 +274,7 @@ test('--rm: rm -f after delete, supervisor.pid already gone; oomKilled from stat
   const run = launch(t, s, ['--rm']);
   await run.outcome;
   t.is((await run.done).supervisor.code, 0);
-  t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')).slice(-2), ['delete --force c1', 'rm -f c1']);
+  t.deepEqual(callLines(s).filter(l => !l.startsWith('init ')).slice(-2), ['container exited c1', 'rm -f c1']);
   t.is(exitJson(s).oomKilled, true);
   // docker's events: start, oom, then die with the exit code, in ROOT/events.jsonl
   const ev = readFileSync(join(s.root, 'events.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));

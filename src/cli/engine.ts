@@ -41,6 +41,24 @@ export const COMMANDS: Record<string, Cmd> = {
       return 0;
     },
   }),
+  'container-exited': () => ({
+    // the supervisor, after its container's init exited: the OOM verdict, the runtime state deleted,
+    // and (--release, it stopped for good) the network and the mount released; one Node start
+    default: (a: string[], g: Globals) => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const rt = require('../runtime/container') as typeof import('../runtime/container');
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      const id = a[0];
+      let oom = false;
+      try { oom = (rt.state(g.root, id) as { oomKilled?: boolean }).oomKilled === true; } catch { /* no runtime state (a failed restart) */ }
+      process.stdout.write(`${JSON.stringify({ oomKilled: oom })}\n`);
+      let code = 0;
+      try { rt.del(g.root, id, true); } catch (e) { process.stderr.write(`delete --force ${id}: ${(e as Error).message}\n`); code = 1; }
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      if (a.includes('--release')) (require('../engine/lifecycle') as typeof import('../engine/lifecycle')).releaseStopped(g.root, id, process.ppid);
+      return code;
+    },
+  }),
   healthcheck: () => ({
     default: async (a: string[], g: Globals) => {
       /* eslint-disable @typescript-eslint/no-require-imports */

@@ -79,6 +79,7 @@ function containerCommand(argv: string[], g: Globals): Promise<number> | number 
   if (sub === 'prune') return engineCommand('container', argv, g);
   if (sub === 'healthcheck') return engineCommand('healthcheck', rest, g); // the supervisor's probe (hidden)
   if (sub === 'release') return engineCommand('container-release', rest, g); // the supervisor, once its container stopped for good (hidden)
+  if (sub === 'exited') return engineCommand('container-exited', rest, g); // the supervisor, after each exit of its container (hidden)
   if (sub !== undefined && Object.hasOwn(CONTAINER_ENGINE, sub)) return engineCommand(CONTAINER_ENGINE[sub], rest, g);
   if (sub !== undefined && Object.hasOwn(CONTAINER_MAIN, sub)) return COMMANDS[CONTAINER_MAIN[sub]]().default(rest, g);
   const all = [...Object.keys(CONTAINER_ENGINE), ...Object.keys(CONTAINER_MAIN), 'prune'].sort().join(', ');
