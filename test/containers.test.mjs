@@ -464,7 +464,20 @@ t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotate
   t.is((await r(['run', '-d', '--name', name, '--log-opt', 'max-size=1k', '--log-opt', 'max-file=10', 'test/bb:1',
     'sh', '-c', 'sleep 1; i=0; while [ $i -lt 60 ]; do echo line-$i; i=$((i+1)); usleep 20000; done'])).code, 0);
   const f = await r(['logs', '-f', name], { timeout: 60_000 });
+  if (f.stdout !== lines(60)) {
+    const info = JSON.parse((await r(['inspect', name])).stdout)[0];
+    const sup = join(root, 'containers', info.Id, 'supervisor.log');
+    t.log(describe(f), JSON.stringify(info.State), existsSync(sup) ? readFileSync(sup, 'utf8') : 'no supervisor.log',
+      readdirSync(join(root, 'containers', info.Id)).join(' '), (await r(['logs', name])).stdout.split('\n').length);
+  }
   t.is(f.stdout, lines(60));
+  // many rotations while it follows (a file every ~4 lines): each line once, in order (it once read
+  // the live file again after a rotation it had not seen yet, and skipped a whole file)
+  const fast = uniqueId('fast');
+  t.is((await r(['run', '-d', '--name', fast, '--log-opt', 'max-size=300', '--log-opt', 'max-file=1000', 'test/bb:1',
+    'sh', '-c', 'sleep 1; i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); usleep 300; done'])).code, 0);
+  const ff = await r(['logs', '-f', fast], { timeout: 60_000 });
+  t.true(ff.stdout === lines(2000), `logs -f lost or repeated lines: ${ff.stdout.split('\n').length - 1} of 2000`);
   // none: nothing written, logs refuses
   const quiet = uniqueId('none');
   const none = await r(['run', '-d', '--name', quiet, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi']);

@@ -36,51 +36,68 @@ export default async function (argv: string[], g: Globals): Promise<number> {
     const text = (ts ? e.time + ' ' : '') + e.log;
     (e.stream === 'stderr' ? process.stderr : process.stdout).write(text);
   };
-  const readFrom = (f: string, at: number): { data: string; end: number; ino: number } | undefined => {
-    try {
-      const fd = fs.openSync(f, 'r');
-      try {
-        const st = fs.fstatSync(fd);
-        if (st.size < at) at = 0; // truncated (max-file 1 starts the file over)
-        const buf = Buffer.alloc(Math.max(0, st.size - at));
-        if (buf.length) fs.readSync(fd, buf, 0, buf.length, at);
-        return { data: buf.toString(), end: Math.max(at, st.size), ino: st.ino };
-      } finally { fs.closeSync(fd); }
-    } catch { return undefined; }
+  // Lines come whole: a partial one waits in `rest` for its end (bytes, not text: a UTF-8 sequence
+  // may be split between two reads).
+  let rest: Buffer = Buffer.alloc(0);
+  const lines = (b: Buffer): string[] => {
+    rest = rest.length ? Buffer.concat([rest, b]) : b;
+    const out: string[] = [];
+    for (let nl = rest.indexOf(10); nl >= 0; nl = rest.indexOf(10)) { out.push(rest.subarray(0, nl).toString()); rest = rest.subarray(nl + 1); }
+    return out;
   };
-  // what is there now: the rotated files oldest first, then the live one (--tail counts over all)
-  let text = '';
-  let pos = 0, ino = -1;
-  for (const f of files) {
-    const r = readFrom(f, 0);
-    if (!r) continue;
-    text += r.data;
-    if (f === file) { pos = r.end; ino = r.ino; }
-  }
-  const lines = text.split('\n');
-  let rest = lines.pop() ?? '';
-  const n = tail === undefined || tail === 'all' ? -1 : Number(tail);
-  for (const l of n < 0 ? lines : n === 0 ? [] : lines.slice(-n)) emit(l);
-  const more = () => {
-    let cur = readFrom(file, pos);
-    if (cur && ino !== -1 && cur.ino !== ino) {
-      // rotated (maybe more than once since we looked): the file we were reading is now FILE.k;
-      // its rest, then FILE.(k-1) ... FILE.1 whole, then the new FILE from its start
-      let k = 1;
-      for (; k < (c.log?.maxFile ?? 1); k++) { try { if (fs.statSync(`${file}.${k}`).ino === ino) break; } catch { /* not there */ } }
-      if (k < (c.log?.maxFile ?? 1)) {
-        rest += readFrom(`${file}.${k}`, pos)?.data ?? '';
-        for (let j = k - 1; j >= 1; j--) rest += readFrom(`${file}.${j}`, 0)?.data ?? '';
-      }
-      pos = 0;
-      cur = readFrom(file, 0);
+  // A log file is read through an fd, so a rotation (FILE becomes FILE.1) does not lose its end.
+  interface Reading { fd: number; ino: number; pos: number }
+  const open = (f: string): Reading | undefined => {
+    try { const fd = fs.openSync(f, 'r'); return { fd, ino: fs.fstatSync(fd).ino, pos: 0 }; } catch { return undefined; }
+  };
+  const drain = (r: Reading): Buffer => {
+    const size = fs.fstatSync(r.fd).size;
+    if (size < r.pos) r.pos = 0; // truncated in place (max-file 1 starts the file over)
+    const buf = Buffer.alloc(size - r.pos);
+    const n = buf.length ? fs.readSync(r.fd, buf, 0, buf.length, r.pos) : 0;
+    r.pos += n;
+    return buf.subarray(0, n);
+  };
+  const inoOf = (f: string): number => { try { return fs.statSync(f).ino; } catch { return -1; } };
+  const maxFile = c.log?.maxFile ?? 1;
+  // The file written after r's, once r's was rotated to FILE.k: FILE.(k-1) (FILE for k = 1), opened
+  // and then checked against a rotation meanwhile (r's would have moved on; renames go from the
+  // oldest file down). undefined: mid-rotation, look again later.
+  const successor = (r: Reading): Reading | undefined => {
+    for (let k = 1; k < maxFile; k++) {
+      if (inoOf(`${file}.${k}`) !== r.ino) continue;
+      const next = open(k === 1 ? file : `${file}.${k - 1}`);
+      if (next && inoOf(`${file}.${k}`) === r.ino) return next;
+      if (next) fs.closeSync(next.fd);
+      return undefined;
     }
-    if (!cur) return;
-    if (ino === -1 || cur.ino !== ino) ino = cur.ino;
-    pos = cur.end;
-    const ls = (rest + cur.data).split('\n');
-    rest = ls.pop() ?? '';
-    for (const l of ls) emit(l);
+    // rotated away altogether (more than max-file rotations since we looked): the live file
+    return inoOf(file) !== r.ino ? open(file) : undefined;
+  };
+
+  // what is there now: the rotated files oldest first, then the live one (--tail counts over all)
+  let live = open(file);
+  const now: string[] = [];
+  for (const f of files.slice(0, -1)) {
+    const r = open(f);
+    if (!r) continue;
+    if (r.ino !== live?.ino) now.push(...lines(drain(r))); // (the live one rotated meanwhile: read below)
+    fs.closeSync(r.fd);
+  }
+  if (live) now.push(...lines(drain(live)));
+  const n = tail === undefined || tail === 'all' ? -1 : Number(tail);
+  for (const l of n < 0 ? now : n === 0 ? [] : now.slice(-n)) emit(l);
+  const more = () => {
+    live ??= open(file);
+    while (live) {
+      for (const l of lines(drain(live))) emit(l);
+      if (inoOf(file) === live.ino) return;
+      const next = successor(live);
+      if (!next) return;
+      for (const l of lines(drain(live))) emit(l); // what was written to it before the rename
+      fs.closeSync(live.fd);
+      live = next;
+    }
   };
   if (p.flags.follow && !(to && to <= Date.now())) {
     for (;;) {
@@ -91,5 +108,6 @@ export default async function (argv: string[], g: Globals): Promise<number> {
       await sleep(100);
     }
   }
+  if (live) fs.closeSync(live.fd);
   return 0;
 }
