@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Engine benchmark: `tsrun run --rm IMAGE true` vs `podman run --rm IMAGE true` and `docker run
 // --rm IMAGE true` (a private dockerd started for the run when docker.io is installed), on the
-// same busybox image, interleaved round by round; then density: the PSS of the per-container
+// same busybox image, interleaved round by round; then a detached container's lifecycle (`run -d`,
+// `stop -t 0`, `rm`, each timed); then density: the PSS of the per-container
 // supervisor (tsrun-supervisor vs podman's conmon vs docker's containerd-shim) for N idle
 // detached containers (`sleep 1000`).
 //
-// usage: bench/run.sh [--rounds 20] [--warmup 3] [--containers 5] [--only startup,density]
+// usage: bench/run.sh [--rounds 20] [--warmup 3] [--containers 5] [--only startup,lifecycle,density]
 //                     [--json FILE] [--keep-work]
 //   env TSRUN=path   the tsrun binary (default <repo>/bin/tsrun)
 //
@@ -30,7 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { REPO, childEnv, timeOnce, memOf, which, setupReaper, reapZombies, startNsHelper, parentOf, startDockerd, quantile, hardLimit, rmCgroupTree } from './peers.mjs';
 
 function parseArgs(argv) {
-  const o = { rounds: 20, warmup: 3, containers: 5, only: ['startup', 'density'], json: null, keep: false };
+  const o = { rounds: 20, warmup: 3, containers: 5, only: ['startup', 'lifecycle', 'density'], json: null, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = Number(argv[++i]);
@@ -39,7 +40,7 @@ function parseArgs(argv) {
     else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--json') o.json = argv[++i];
     else if (a === '--keep-work') o.keep = true;
-    else if (a === '-h' || a === '--help') { console.log('usage: bench/run.sh [--rounds N] [--warmup N] [--containers N] [--only startup,density] [--json FILE] [--keep-work]'); process.exit(0); }
+    else if (a === '-h' || a === '--help') { console.log('usage: bench/run.sh [--rounds N] [--warmup N] [--containers N] [--only startup,lifecycle,density] [--json FILE] [--keep-work]'); process.exit(0); }
     else { console.error(`unknown option ${a}`); process.exit(2); }
   }
   return o;
@@ -54,7 +55,7 @@ async function main() {
   const WORK = mkdtempSync('/tmp/tsrun-bench-');
   const IMAGE = 'bench/bb:1';
   const notes = [];
-  const result = { rounds: o.rounds, warmup: o.warmup, startup: null, density: null, notes };
+  const result = { rounds: o.rounds, warmup: o.warmup, startup: null, lifecycle: null, density: null, notes };
   let nsHelper = null;
   const cleanups = [];
 
@@ -173,6 +174,37 @@ async function main() {
       console.log(`${ratio('tsrun', 'podman', 0.5)}   ${ratio('tsrun', 'docker', 0.4)}   (medians)`);
       result.startup = stats;
       if (Object.values(failures).some(n => n > 0)) process.exitCode = 1;
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+    // a detached container's life as a user times it: `run -d` (returns once it runs), `stop -t 0`
+    // (returns once it is stopped and cleaned up), `rm`; interleaved, rotating order
+    if (o.only.includes('lifecycle')) {
+      const kinds = ['run -d', 'stop -t 0', 'rm'];
+      const engines = [{ key: 'tsrun', name: 'tsrun', step: (k, id) => timeOnce(bin, ['--root', R, ...(k === 'run -d' ? ['run', '-d', '--network', 'none', IMAGE, 'sleep', '1000'] : k === 'rm' ? ['rm', id] : ['stop', '-t', '0', id])], true) }];
+      if (podman) engines.push({ key: 'podman', name: 'podman', step: (k, id) => nsHelper.time(podman.cmd, [...podman.base, ...(k === 'run -d' ? ['run', '-d', ...podman.runFlags, IMAGE, 'sleep', '1000'] : k === 'rm' ? ['rm', id] : ['stop', '-t', '0', id])], true) });
+      if (docker) engines.push({ key: 'docker', name: 'docker', step: (k, id) => timeOnce(docker.cmd, [...docker.args, ...(k === 'run -d' ? ['run', '-d', '--network', 'none', docker.image, 'sleep', '1000'] : k === 'rm' ? ['rm', id] : ['stop', '-t', '0', id])], true) });
+      const samples = Object.fromEntries(engines.map(e => [e.key, Object.fromEntries(kinds.map(k => [k, []]))]));
+      let failed = 0;
+      console.log(`\nlifecycle: ${o.rounds} rounds (+${o.warmup} warm-up), interleaved; \`run -d ${IMAGE} sleep 1000\`, \`stop -t 0\`, \`rm\``);
+      for (let round = 0; round < o.warmup + o.rounds; round++) {
+        for (const e of engines.map((_, i) => engines[(i + round) % engines.length])) {
+          let id = null;
+          for (const k of kinds) {
+            const res = await e.step(k, id);
+            if (res.status !== 0) { if (++failed <= 3) console.log(`  ${e.name} ${k} failed: ${res.stderr.split('\n')[0]}`); break; }
+            if (k === 'run -d') id = res.stdout.trim().split('\n').pop();
+            if (round >= o.warmup) samples[e.key][k].push(res.ms);
+          }
+        }
+        reapZombies(new Set([nsHelper?.pid]));
+      }
+      const med = a => quantile([...a].sort((x, y) => x - y), 0.5);
+      console.log(`\n${'engine'.padEnd(8)} ${kinds.map(k => k.padStart(10)).join(' ')}   (medians, ms)`);
+      for (const e of engines) console.log(`${e.name.padEnd(8)} ${kinds.map(k => (samples[e.key][k].length ? med(samples[e.key][k]).toFixed(1) : '-').padStart(10)).join(' ')}`);
+      for (const peer of engines.slice(1)) console.log(`tsrun/${peer.key}: ${kinds.map(k => `${k} ${(med(samples.tsrun[k]) / med(samples[peer.key][k])).toFixed(2)}x`).join('   ')}`);
+      result.lifecycle = Object.fromEntries(engines.map(e => [e.key, Object.fromEntries(kinds.map(k => [k, med(samples[e.key][k])]))]));
+      if (failed) process.exitCode = 1;
     }
 
     // ---------------------------------------------------------------- density

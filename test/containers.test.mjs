@@ -478,6 +478,14 @@ t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotate
     'sh', '-c', 'sleep 1; i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); usleep 300; done'])).code, 0);
   const ff = await r(['logs', '-f', fast], { timeout: 60_000 });
   t.true(ff.stdout === lines(2000), `logs -f lost or repeated lines: ${ff.stdout.split('\n').length - 1} of 2000`);
+  // started while the lines stream (rotations during its first read, which once read a file twice)
+  const mid = uniqueId('mid');
+  t.is((await r(['run', '-d', '--name', mid, '--log-opt', 'max-size=300', '--log-opt', 'max-file=1000', 'test/bb:1',
+    'sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); usleep 200; done'])).code, 0);
+  await sleep(300);
+  const fm = await r(['logs', '-f', mid], { timeout: 60_000 });
+  t.true(fm.stdout === lines(3000), `logs -f (started mid-stream) lost, repeated or reordered lines: ${fm.stdout.split('\n').length - 1} of 3000`);
+  t.is((await r(['logs', mid])).stdout, lines(3000));
   // none: nothing written, logs refuses
   const quiet = uniqueId('none');
   const none = await r(['run', '-d', '--name', quiet, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi']);

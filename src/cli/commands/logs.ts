@@ -60,9 +60,15 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   };
   const inoOf = (f: string): number => { try { return fs.statSync(f).ino; } catch { return -1; } };
   const maxFile = c.log?.maxFile ?? 1;
+  // The oldest file there is (FILE when nothing was rotated yet).
+  const oldest = (): Reading | undefined => {
+    for (let k = maxFile - 1; k >= 1; k--) { const r = open(`${file}.${k}`); if (r) return r; }
+    return open(file);
+  };
   // The file written after r's, once r's was rotated to FILE.k: FILE.(k-1) (FILE for k = 1), opened
-  // and then checked against a rotation meanwhile (r's would have moved on; renames go from the
-  // oldest file down). undefined: mid-rotation, look again later.
+  // and then checked against a rotation meanwhile (r's would have moved on: files only move up, the
+  // oldest first). Not found at all: it was rotated out (past max-file), so its successor is the
+  // oldest one left. undefined: mid-rotation, look again.
   const successor = (r: Reading): Reading | undefined => {
     for (let k = 1; k < maxFile; k++) {
       if (inoOf(`${file}.${k}`) !== r.ino) continue;
@@ -71,34 +77,38 @@ export default async function (argv: string[], g: Globals): Promise<number> {
       if (next) fs.closeSync(next.fd);
       return undefined;
     }
-    // rotated away altogether (more than max-file rotations since we looked): the live file
-    return inoOf(file) !== r.ino ? open(file) : undefined;
+    const next = oldest();
+    if (next && next.ino === r.ino) { fs.closeSync(next.fd); return undefined; }
+    return next;
   };
-
-  // what is there now: the rotated files oldest first, then the live one (--tail counts over all)
-  let live = open(file);
-  const now: string[] = [];
-  for (const f of files.slice(0, -1)) {
-    const r = open(f);
-    if (!r) continue;
-    if (r.ino !== live?.ino) now.push(...lines(drain(r))); // (the live one rotated meanwhile: read below)
-    fs.closeSync(r.fd);
-  }
-  if (live) now.push(...lines(drain(live)));
-  const n = tail === undefined || tail === 'all' ? -1 : Number(tail);
-  for (const l of n < 0 ? now : n === 0 ? [] : now.slice(-n)) emit(l);
-  const more = () => {
+  // Read on from `live` along the chain of files up to the live one, each line to sink. `settle`:
+  // wait out a rotation in progress (the first read, which must reach the live file).
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  let live: Reading | undefined;
+  const advance = (sink: (line: string) => void, settle: boolean) => {
     live ??= open(file);
-    while (live) {
-      for (const l of lines(drain(live))) emit(l);
+    for (let tries = 0; live;) {
+      for (const l of lines(drain(live))) sink(l);
       if (inoOf(file) === live.ino) return;
       const next = successor(live);
-      if (!next) return;
-      for (const l of lines(drain(live))) emit(l); // what was written to it before the rename
+      if (!next) {
+        if (!settle || ++tries > 500) return;
+        Atomics.wait(sleeper, 0, 0, 2);
+        continue;
+      }
+      for (const l of lines(drain(live))) sink(l); // what was written to it before the rename
       fs.closeSync(live.fd);
       live = next;
     }
   };
+
+  // what is there now: from the oldest file along the chain to the live one (--tail counts over all)
+  live = oldest();
+  const now: string[] = [];
+  advance((l) => now.push(l), true);
+  const n = tail === undefined || tail === 'all' ? -1 : Number(tail);
+  for (const l of n < 0 ? now : n === 0 ? [] : now.slice(-n)) emit(l);
+  const more = () => advance(emit, false);
   if (p.flags.follow && !(to && to <= Date.now())) {
     for (;;) {
       if (to && Date.now() > to) break; // --until in the future: follow until then
