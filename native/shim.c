@@ -578,6 +578,10 @@ static int run_op(const struct op *o) {
   }
   case OP_WAIT_SOCK: return wait_sync();
   case OP_CLOSE_FDS: {
+    /* stdio blocking: a Node parent (tsrun itself, or the `tsrun create` a supervisor runs) makes its
+     * pipes O_NONBLOCK, and the flag is the open file description's, shared with this process: a
+     * program writing faster than its reader would get EAGAIN ("write error") and lose output */
+    for (int f = 0; f < 3; f++) { int fl = fcntl(f, F_GETFL); if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(f, F_SETFL, fl & ~O_NONBLOCK); }
     /* n0 = fds 3..3+n0-1 are passed on (--preserve-fds): clear their close-on-exec flag */
     unsigned first = 3 + (unsigned)o->n[0];
     for (unsigned f = 3; f < first; f++) { int fl = fcntl((int)f, F_GETFD); if (fl >= 0) fcntl((int)f, F_SETFD, fl & ~FD_CLOEXEC); }

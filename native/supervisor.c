@@ -538,6 +538,12 @@ static int start_container(void) {
     } else {
       // its stderr is the container's: what is in it before start is tsrun's (init is blocked)
       code = tsrun_cmd(in[0], out[1], err[1], err[0], 0, "create", "--bundle", dir, "--pid-file", pidfile, id, NULL);
+      // `tsrun create` (Node) may have made its stdio O_NONBLOCK, a flag of the pipe's write end
+      // that the container shares (it clears it before execve too; this also covers a late write)
+      for (int k = 0; k < 2; k++) {
+        int w = k ? err[1] : out[1], fl = fcntl(w, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK) && fcntl(w, F_SETFL, fl & ~O_NONBLOCK) < 0) logerr(errno, "fcntl ~O_NONBLOCK");
+      }
       cfd[0] = out[0]; cfd[1] = err[0];
       close(out[1]); close(err[1]);
       if (in[0] >= 0) {

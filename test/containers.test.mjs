@@ -398,6 +398,25 @@ t2('diff: a container\'s additions (A), changes (C) and deletions (D), sorted, f
   t.regex(none.stderr, /No such container: no-such-container/);
 });
 
+t2('a container writing faster than its reader loses nothing: its stdout/stderr are blocking (not the O_NONBLOCK a Node parent sets on a shared pipe), foreground and detached', async t => {
+  const { root, r } = await setup(t);
+  const flags = "for f in 1 2; do printf '%s ' $(( $(sed -n 's/^flags:[[:space:]]*//p' /proc/self/fdinfo/$f) & 04000 )); done; echo";
+  const fg = await r(['run', '--rm', 'test/bb:1', 'sh', '-c', flags]);
+  t.is(fg.stdout, '0 0 \n', 'O_NONBLOCK (04000) on stdout/stderr of a foreground container');
+  // 30000 lines into a reader that starts reading a second late (the pipe holds 64 KiB)
+  const flood = 'i=0; while [ $i -lt 30000 ]; do echo line-$i; i=$((i+1)); done';
+  const slow = execFileSync('sh', ['-c', `"$0" --root "$1" run --rm test/bb:1 sh -c "$2" 2>&1 | (sleep 1; wc -l)`, TSRUN, root, flood], { encoding: 'utf8', env: childEnv() });
+  t.is(slow.trim(), '30000', 'lines lost (EAGAIN: "write error")');
+  const name = uniqueId('flood');
+  t.is((await r(['run', '-d', '--name', name, 'test/bb:1', 'sh', '-c', `${flags}; ${flood}`])).code, 0);
+  await waitFor(async () => (await r(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim() === 'exited', { what: 'exit', timeout: 60_000 });
+  const logs = await r(['logs', name]);
+  t.is(logs.stderr, '', 'the container saw write errors');
+  const out = logs.stdout.split('\n');
+  t.is(out[0], '0 0 ', 'O_NONBLOCK on stdout/stderr of a detached container');
+  t.is(out.length - 2, 30000);
+});
+
 t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker does: logs shows it, the run itself still prints it on the right streams; its health checks run too; with a restart policy it is restarted after the run returned', async t => {
   const { root, r } = await setup(t);
   const name = uniqueId('fg');
@@ -485,7 +504,8 @@ t2('--log-opt max-size/max-file rotates the json-file log (logs reads the rotate
   await sleep(300);
   const fm = await r(['logs', '-f', mid], { timeout: 60_000 });
   t.true(fm.stdout === lines(3000), `logs -f (started mid-stream) lost, repeated or reordered lines: ${fm.stdout.split('\n').length - 1} of 3000`);
-  t.is((await r(['logs', mid])).stdout, lines(3000));
+  const plain = await r(['logs', mid]);
+  t.is(plain.stdout, lines(3000), JSON.stringify({ code: plain.code, signal: plain.signal, timedOut: plain.timedOut, n: plain.stdout.length, last: plain.stdout.slice(-40), err: plain.stderr }));
   // none: nothing written, logs refuses
   const quiet = uniqueId('none');
   const none = await r(['run', '-d', '--name', quiet, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi']);

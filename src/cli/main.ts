@@ -201,9 +201,21 @@ function fail(e: unknown): number {
 }
 
 function exit(code: number) {
-  // stdout/stderr writes to files, pipes and terminals are synchronous on Linux: nothing is
-  // pending here.  Leave through _exit in C when the shim is loaded (Node's teardown costs
-  // 2.5-7 ms); profilers (any execArgv) need the normal exit.
+  // Writes to files, terminals and pipes are synchronous on Linux, but not to a socket (what a
+  // Node parent's spawn() gives as stdout): what a slow reader has not taken yet is queued here,
+  // and leaving now would lose it (a `logs` of 30000 lines kept 1516). Wait for it first.
+  const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0);
+  if (pending.length) {
+    let left = pending.length;
+    for (const s of pending) s.write('', () => { if (--left === 0) exitNow(code); });
+    return;
+  }
+  exitNow(code);
+}
+
+function exitNow(code: number) {
+  // Leave through _exit in C when the shim is loaded (Node's teardown costs 2.5-7 ms); profilers
+  // (any execArgv) need the normal exit.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const n = require('../kernel/native') as typeof import('../kernel/native');
   const save = (globalThis as { __tsrunSaveCodeCache?: () => void }).__tsrunSaveCodeCache;

@@ -292,7 +292,7 @@ export function addProcessTail(steps: Step[], spec: Spec, seccomp: PlanInput['se
   const args = proc.args ?? [];
   const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   child(`look up ${args[0]} in $PATH`, OP.FIND_EXEC, [], [args[0] ?? '', pathVar]);
-  child(preserveFds ? `pass fds 3-${2 + preserveFds} on, mark the rest close-on-exec` : 'mark fds >= 3 close-on-exec', OP.CLOSE_FDS, [preserveFds]);
+  child(`${preserveFds ? `pass fds 3-${2 + preserveFds} on, mark the rest close-on-exec` : 'mark fds >= 3 close-on-exec'}; stdio blocking`, OP.CLOSE_FDS, [preserveFds]);
   child('report ready', OP.READY);
   if (mode === 'create') child('wait for `tsrun start` (exec.fifo)', OP.WAIT_FIFO);
   else if (mode === 'run') child('wait for the go-ahead', OP.WAIT_SOCK);
