@@ -286,7 +286,7 @@ export function checkIpForward(): Check {
 }
 
 export function checkBinaries(env: NodeJS.ProcessEnv = process.env): Check {
-  const want: [string, string][] = [['ip', 'iproute2'], ['iptables-restore', 'iptables'], ['nsenter', 'util-linux']];
+  const want: [string, string][] = [['ip', 'iproute2'], ['iptables-restore', 'iptables']];
   const missing = want.filter(([b]) => !which(b, env));
   const found = want.filter(([b]) => which(b, env)).map(([b]) => b);
   if (missing.length) return warn('binaries', `missing ${missing.map(([b, p]) => `${b} (${p})`).join(', ')}: needed for networking`, `apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
