@@ -448,6 +448,10 @@ t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker doe
   await s.waitFor('up');
   await waitFor(async () => JSON.parse((await r(['inspect', hc])).stdout)[0].State.Health?.Status === 'healthy', { what: 'healthy' });
   t.is((await r(['ps', '--filter', `name=${hc}`, '--format', '{{.Status}}'])).stdout.trim().endsWith('(healthy)'), true);
+  // attach: nothing to attach to (the foreground run holds its stdio), said plainly
+  const at = await r(['attach', hc]);
+  t.is(at.code, 1, describe(at));
+  t.regex(at.stderr, /runs in the foreground of a `tsrun run`.*tsrun logs -f/);
   t.is((await r(['stop', '-t', '1', hc])).code, 0);
   t.is((await s.done).stdout, 'up\n');
   t.is((await r(['logs', hc])).stdout, 'up\n');

@@ -1,6 +1,6 @@
 import { parse, str, type Globals } from '../args';
 import { findContainer } from '../../engine/containers';
-import { containerState, readExit } from '../../engine/lifecycle';
+import { containerState, readExit, supervisorPid } from '../../engine/lifecycle';
 import { connectAttach, streamAttach, parseDetachKeys, DEFAULT_DETACH_KEYS, proxySignals } from '../../engine/attach';
 import { TsrunError } from '../../runtime/errors';
 
@@ -12,6 +12,8 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const st = containerState(g.root, c).status;
   if (st === 'paused') throw new TsrunError('You cannot attach to a paused container, unpause it first');
   if (st !== 'running' && st !== 'restarting') throw new TsrunError('You cannot attach to a stopped container, start it first');
+  // a foreground `tsrun run` (no -d, no -it) holds its container's stdio itself: no supervisor to attach to
+  if (!supervisorPid(g.root, c.id)) throw new TsrunError(`container ${c.name} runs in the foreground of a \`tsrun run\` (its stdio is that command's): attach works for containers started with -d, -it or start; \`tsrun logs -f ${c.name}\` follows its output`);
   const keys = parseDetachKeys(str(p, 'detach-keys') ?? DEFAULT_DETACH_KEYS);
   const stdin = !!c.openStdin && !p.flags['no-stdin'];
   if (stdin && c.tty && !process.stdin.isTTY) throw new TsrunError('the input device is not a TTY');
