@@ -438,6 +438,16 @@ t2('a foreground run (no -d, no --rm) keeps its output in the log, as docker doe
   const recs = readFileSync(join(root, 'containers', id, `${id}-json.log`), 'utf8').trim().split('\n').map(l => JSON.parse(l));
   t.deepEqual(recs.map(x => x.log.length), [16384, 16384, 40_000 - 2 * 16384 + 1, 4]);
   t.true(recs.every(x => x.stream === 'stdout' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/.test(x.time)));
+  // --log-opt max-size/max-file: rotated as the supervisor does
+  const rot = uniqueId('fgrot');
+  const many = Array.from({ length: 200 }, (_, i) => `line-${i}\n`).join('');
+  t.is((await r(['run', '--name', rot, '--log-opt', 'max-size=2k', '--log-opt', 'max-file=2', 'test/bb:1', 'sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done'])).stdout, many);
+  const rid = JSON.parse((await r(['inspect', rot])).stdout)[0].Id;
+  const rfiles = readdirSync(join(root, 'containers', rid)).filter(f => f.includes('-json.log')).sort();
+  t.deepEqual(rfiles, [`${rid}-json.log`, `${rid}-json.log.1`]);
+  for (const f of rfiles) t.true(statSync(join(root, 'containers', rid, f)).size <= 2048 + 100, f);
+  const kept = (await r(['logs', rot])).stdout;
+  t.true(kept.length > 0 && many.endsWith(kept) && kept.startsWith('line-'), 'the newest lines, whole');
   // --rm and --log-driver none: nothing kept
   const none = uniqueId('fgnone');
   t.is((await r(['run', '--name', none, '--log-driver', 'none', 'test/bb:1', 'echo', 'hi'])).stdout, 'hi\n');

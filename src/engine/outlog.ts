@@ -13,8 +13,11 @@ const LINE_MAX = 16384; // a longer line is split, as docker and the supervisor 
 export class JsonLog {
   private fd: number;
   private size: number;
+  // an unfinished line per stream (stdout, stderr), as the bytes that came so far
   private part: [Buffer[], Buffer[]] = [[], []];
   private partLen = [0, 0];
+  // lines encoded but not written yet: one write per chunk that came in, not one per line
+  private out: string[] = [];
 
   constructor(private readonly file: string, private readonly maxSize = 0, private readonly maxFile = 1) {
     this.fd = fs.openSync(file, 'a', 0o640);
@@ -22,27 +25,26 @@ export class JsonLog {
   }
 
   take(stream: 0 | 1, d: Buffer): void {
+    const time = `${new Date().toISOString().slice(0, 23)}000000Z`;
     let from = 0;
-    for (;;) {
+    while (from < d.length) {
       const nl = d.indexOf(10, from);
       const room = LINE_MAX - this.partLen[stream];
-      const end = nl < 0 ? d.length : nl + 1;
-      if (end - from > room) { // the line reached LINE_MAX bytes: written as it is
-        this.hold(stream, d.subarray(from, from + room));
-        this.emit(stream);
-        from += room;
-        continue;
-      }
-      if (nl < 0) { if (end > from) this.hold(stream, d.subarray(from, end)); return; }
-      this.hold(stream, d.subarray(from, end));
-      this.emit(stream);
+      let end = nl < 0 ? d.length : nl + 1;
+      if (end - from > room) end = from + room; // the line reached LINE_MAX bytes: written as it is
+      else if (nl < 0) { this.hold(stream, d.subarray(from)); break; }
+      const text = this.partLen[stream] ? this.unhold(stream, d.subarray(from, end)) : d.toString('utf8', from, end);
+      this.line(stream, text, time);
       from = end;
     }
+    this.write();
   }
 
   /** What is left of unfinished lines (the stream ended). */
   flush(): void {
-    for (const s of [0, 1] as const) if (this.partLen[s]) this.emit(s);
+    const time = `${new Date().toISOString().slice(0, 23)}000000Z`;
+    for (const s of [0, 1] as const) if (this.partLen[s]) this.line(s, this.unhold(s, Buffer.alloc(0)), time);
+    this.write();
   }
 
   close(): void {
@@ -55,16 +57,24 @@ export class JsonLog {
     this.partLen[stream] += b.length;
   }
 
-  private emit(stream: 0 | 1): void {
-    const text = Buffer.concat(this.part[stream]).toString('utf8');
+  private unhold(stream: 0 | 1, last: Buffer): string {
+    const text = Buffer.concat([...this.part[stream], last]).toString('utf8');
     this.part[stream] = [];
     this.partLen[stream] = 0;
-    const ms = new Date().toISOString();
-    const line = `${JSON.stringify({ log: text, stream: stream ? 'stderr' : 'stdout', time: `${ms.slice(0, 23)}000000Z` })}\n`;
-    const b = Buffer.from(line);
-    fs.writeSync(this.fd, b);
-    this.size += b.length;
-    if (this.maxSize > 0 && this.size >= this.maxSize) this.rotate();
+    return text;
+  }
+
+  private line(stream: 0 | 1, text: string, time: string): void {
+    const json = `{"log":${JSON.stringify(text)},"stream":"${stream ? 'stderr' : 'stdout'}","time":"${time}"}\n`;
+    this.out.push(json);
+    this.size += Buffer.byteLength(json);
+    if (this.maxSize > 0 && this.size >= this.maxSize) { this.write(); this.rotate(); }
+  }
+
+  private write(): void {
+    if (!this.out.length) return;
+    fs.writeSync(this.fd, this.out.join(''));
+    this.out = [];
   }
 
   private rotate(): void {
