@@ -53,7 +53,9 @@ static char arena[8192], capbuf[16384];  // arena: the paths, packed (few pages 
 static size_t arena_used;
 static size_t caplen;
 static struct { char buf[LINE_MAX_LOG]; size_t len; } line[2];
-static char jbuf[LINE_MAX_LOG * 6 + 256], iobuf[8192];
+#define JFLUSH 32768  // encoded lines are written in batches of about this much (and after each read)
+static char jbuf[JFLUSH + LINE_MAX_LOG * 6 + 256], iobuf[8192];
+static size_t jlen;  // encoded lines in jbuf, not written yet
 #define MAX_CLIENTS 8
 static struct client { int fd, hlen, type, plen; unsigned left; unsigned char hdr[8], pl[4]; } cl[MAX_CLIENTS];
 static char pend[8192];                   // stdin the container did not take yet (clients wait)
@@ -150,9 +152,14 @@ static void rotate_log(void) {
   log_size = 0;
 }
 
+static void jflush(void) {
+  if (jlen && write_all(logfd, jbuf, jlen) < 0) logerr(errno, "write %s", logpath);
+  jlen = 0;
+}
+
 static void emit(int stream, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  char *o = jbuf;
+  char *o = jbuf + jlen;
   o += sprintf(o, "{\"log\":\"");
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)s[i];
@@ -169,9 +176,10 @@ static void emit(int stream, const char *s, size_t n) {
   fmt_time(o, 96);
   o += strlen(o);
   memcpy(o, "\"}\n", 3); o += 3;
-  if (write_all(logfd, jbuf, (size_t)(o - jbuf)) < 0) logerr(errno, "write %s", logpath);
-  log_size += o - jbuf;
-  if (log_max_size > 0 && log_size >= log_max_size) rotate_log();
+  log_size += o - (jbuf + jlen);
+  jlen = (size_t)(o - jbuf);
+  if (log_max_size > 0 && log_size >= log_max_size) { jflush(); rotate_log(); }
+  else if (jlen >= JFLUSH) jflush();
 }
 
 static void take(int stream, const char *p, size_t n) {
@@ -179,10 +187,12 @@ static void take(int stream, const char *p, size_t n) {
     line[stream].buf[line[stream].len++] = p[i];
     if (p[i] == '\n' || line[stream].len == LINE_MAX_LOG) { emit(stream, line[stream].buf, line[stream].len); line[stream].len = 0; }
   }
+  jflush();
 }
 
 static void flush_partial(void) {
   for (int s = 0; s < 2; s++) if (line[s].len) { emit(s, line[s].buf, line[s].len); line[s].len = 0; }
+  jflush();
 }
 
 // --- attach clients -------------------------------------------------------------------------
