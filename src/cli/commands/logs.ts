@@ -60,9 +60,26 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   };
   const inoOf = (f: string): number => { try { return fs.statSync(f).ino; } catch { return -1; } };
   const maxFile = c.log?.maxFile ?? 1;
-  // The oldest file there is (FILE when nothing was rotated yet).
+  // The oldest file there is (FILE when nothing was rotated yet): the highest FILE.k in the
+  // directory, opened and then checked against a rotation meanwhile (it would have moved up and
+  // left an older one above the index we opened).
+  const base = path.basename(file) + '.';
   const oldest = (): Reading | undefined => {
-    for (let k = maxFile - 1; k >= 1; k--) { const r = open(`${file}.${k}`); if (r) return r; }
+    for (let tries = 0; tries < 100; tries++) {
+      let max = 0;
+      try {
+        for (const f of fs.readdirSync(path.dirname(file))) {
+          if (!f.startsWith(base)) continue;
+          const k = Number(f.slice(base.length));
+          if (Number.isInteger(k) && k > max && k < maxFile) max = k;
+        }
+      } catch { return undefined; }
+      const r = open(max ? `${file}.${max}` : file);
+      if (!r) continue;
+      const above = max + 1 < maxFile ? inoOf(`${file}.${max + 1}`) : -1;
+      if (above === -1 || above === r.ino) return r;
+      fs.closeSync(r.fd);
+    }
     return open(file);
   };
   // The file written after r's, once r's was rotated to FILE.k: FILE.(k-1) (FILE for k = 1), opened
