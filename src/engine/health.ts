@@ -75,6 +75,14 @@ export async function probe(root: string, key: string, tsrunBin: string): Promis
   if (cur.Status !== was) containerEvent(root, c, `health_status: ${cur.Status}`);
 }
 
+/** The probe's process (its pid from `exec --pid-file`), if it is still one of the container's: a pid can be reused. */
+function killProbe(pidFile: string, id: string): void {
+  try {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    if (pid > 0 && fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id)) process.kill(pid, 'SIGKILL');
+  } catch { /* not started or gone */ }
+}
+
 /** `tsrun exec` of the test; past the timeout the process in the container is killed (exit -1, as docker reports it). */
 function execWithTimeout(root: string, id: string, h: HealthConfig, tsrunBin: string): Promise<{ code: number; output: string }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -93,11 +101,13 @@ function execWithTimeout(root: string, id: string, h: HealthConfig, tsrunBin: st
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      try { process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL'); } catch { /* not started or gone */ }
+      killProbe(pidFile, id);
       child.kill('SIGKILL');
     }, h.timeout);
     child.on('close', (code) => {
       clearTimeout(timer);
+      // the exec may have started the process (and written its pid) after the timer looked: killed too
+      if (timedOut) killProbe(pidFile, id);
       fs.rmSync(pidFile, { force: true });
       if (timedOut) resolve({ code: -1, output: `Health check exceeded timeout (${h.timeout < 1000 ? `${h.timeout}ms` : `${h.timeout / 1000}s`})` });
       else resolve({ code: code ?? -1, output: out.slice(0, 4096) });
