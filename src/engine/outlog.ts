@@ -111,7 +111,13 @@ export function teeOutput(logFile: string, log: ContainerRecord['log']): OutputT
     }
     ends.push(p[0], p[1]);
   }
-  const jl = new JsonLog(logFile, log?.maxSize ?? 0, log?.maxFile ?? 1);
+  let jl: JsonLog;
+  try {
+    jl = new JsonLog(logFile, log?.maxSize ?? 0, log?.maxFile ?? 1);
+  } catch (e) {
+    for (const fd of ends) sh.close(fd);
+    throw new TsrunError(`open the container's log ${logFile}: ${(e as Error).message}`, 125);
+  }
   const outs = [process.stdout, process.stderr];
   const readers = [0, 1].map((s) => {
     const sock = new net.Socket({ fd: ends[s * 2], readable: true, writable: false });

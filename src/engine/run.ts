@@ -147,10 +147,10 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     containerEvent(o.root, rec, 'start');
     // a container that stays (no --rm) keeps its output in its log, as a detached one does; a
     // terminal (-t without one on our stdin) is passed through as it is
+    attachNetwork(o.root, rec); // (a failure from here on: the catch below removes the container, network and all)
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const tee = !o.rm && !o.tty && rec.log?.driver !== 'none' ? (require('./outlog') as typeof import('./outlog')).teeOutput(path.join(dir, `${rec.id}-json.log`), rec.log) : undefined;
     const probes = rec.health ? healthProbes(o.root, rec) : undefined;
-    attachNetwork(o.root, rec);
     try {
       code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null', ...(tee ? { stdio: tee.fds } : {}) });
     } finally {
