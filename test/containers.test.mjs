@@ -211,6 +211,23 @@ t2('a `run -d` killed at any moment leaves nothing that `rm -f` does not repair'
   t.deepEqual(sups, [], 'supervisors left');
 });
 
+t2('a run killed while it reserved its name (a hidden .ID record left): the next command sweeps it, and the name is free again at once', async t => {
+  const { root, r } = await setup(t);
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync('sh', ['-c', 'echo $$; exec true'], { encoding: 'utf8' });
+  const pid = Number(dead.stdout.trim()); // exited: a reserver that was killed
+  const id = 'ab'.repeat(32), name = uniqueId('held');
+  const hidden = join(root, 'containers', '.' + id);
+  execFileSync('mkdir', ['-p', hidden, join(root, 'names')]);
+  writeFileSync(join(hidden, 'reserver'), `${pid} 12345`);
+  writeFileSync(join(hidden, 'container.json'), JSON.stringify({ id, name, image: 'test/bb:1', imageId: '', created: new Date().toISOString(), args: [], autoRemove: false, tty: false, restart: 'no', detached: true, openStdin: false }));
+  writeFileSync(join(root, 'names', name), id);
+  const run = await r(['run', '--name', name, 'test/bb:1', 'true']);
+  t.is(run.code, 0, describe(run));
+  t.false(existsSync(hidden), 'the dead reservation was swept');
+  t.is((await r(['rm', name])).code, 0);
+});
+
 t2('stats streams (a new table every second), several containers, -a, --format', async t => {
   const { r } = await setup(t);
   const a = uniqueId('sta'), b = uniqueId('stb'), c = uniqueId('stc');

@@ -4,7 +4,7 @@ import fs = require('fs');
 import path = require('path');
 import crypto = require('crypto');
 import { TsrunError } from '../runtime/errors';
-import { writeAtomic } from '../runtime/state';
+import { writeAtomic, procStat } from '../runtime/state';
 import { withFileLock } from '../kernel/fsops';
 
 export interface ContainerRecord {
@@ -71,15 +71,28 @@ export function listContainers(root: string): ContainerRecord[] {
   const out: ContainerRecord[] = [];
   for (const n of names) {
     if (n.startsWith('.')) {
+      // a record being reserved: swept once the command that makes it is dead (or it is old)
       try {
         const p = path.join(containersDir(root), n);
-        if (Date.now() - fs.statSync(p).mtimeMs > 600_000) fs.rmSync(p, { recursive: true, force: true });
+        if (!reserverAlive(p) || Date.now() - fs.statSync(p).mtimeMs > 600_000) fs.rmSync(p, { recursive: true, force: true });
       } catch { /* swept by another process */ }
       continue;
     }
     try { out.push(JSON.parse(fs.readFileSync(path.join(containersDir(root), n, 'container.json'), 'utf8'))); } catch { /* half-created or removed */ }
   }
   return out;
+}
+
+/** DIR/reserver: "PID STARTTIME" of the command reserving the record (a pid alone could be reused). */
+function reserverAlive(dir: string): boolean {
+  let text: string;
+  try { text = fs.readFileSync(path.join(dir, 'reserver'), 'utf8'); } catch {
+    // not written yet: its maker is at work, unless it died between mkdir and that write
+    try { return Date.now() - fs.statSync(dir).mtimeMs < 30_000; } catch { return false; }
+  }
+  const [pid, start] = text.split(' ');
+  const st = procStat(Number(pid));
+  return !!st && st.start === start && st.state !== 'Z' && st.state !== 'X';
 }
 
 /** By full id, unique id prefix or name. */
@@ -99,7 +112,8 @@ export function saveContainer(root: string, c: ContainerRecord): void {
 
 /**
  * Create the record with an exclusive name. The record is written first in a hidden `.<id>` dir
- * (a create killed half-way leaves at most that, which listContainers sweeps once it is old), then
+ * (a create killed half-way leaves at most that, which listContainers sweeps once its maker, named in
+ * DIR/reserver, is dead, or once it is 10 minutes old), then
  * the name is taken (`names/<name>` created exclusively), then the dir is renamed into place. A
  * name file whose owner has neither dir is stale (its container is gone): it is taken over under
  * `names/.lock`, re-checked there, so two commands never both take it.
@@ -111,6 +125,7 @@ export function reserveContainer(root: string, c: ContainerRecord): void {
   const tmp = path.join(containersDir(root), '.' + c.id);
   fs.mkdirSync(tmp, { mode: 0o711 });
   try {
+    writeAtomic(path.join(tmp, 'reserver'), `${process.pid} ${procStat(process.pid)?.start ?? ''}`, 0o600);
     writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
     takeName(root, c.name, c.id);
     fs.renameSync(tmp, containerPath(root, c.id));
