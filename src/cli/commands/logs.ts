@@ -50,13 +50,23 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   const open = (f: string): Reading | undefined => {
     try { const fd = fs.openSync(f, 'r'); return { fd, ino: fs.fstatSync(fd).ino, pos: 0 }; } catch { return undefined; }
   };
-  const drain = (r: Reading): Buffer => {
+  // What r's file has beyond what was read, to sink line by line, in pieces of at most 4 MiB (a
+  // log of gigabytes is never in memory at once).
+  const chunk = Buffer.alloc(4 << 20);
+  // a slow reader: writes to a full pipe queue in memory, so wait for it to take what is queued
+  const backpressure = async () => {
+    for (const s of [process.stdout, process.stderr]) if (s.writableLength > chunk.length) await new Promise((res) => s.once('drain', res));
+  };
+  const drain = async (r: Reading, sink: (line: string) => void): Promise<void> => {
     const size = fs.fstatSync(r.fd).size;
     if (size < r.pos) r.pos = 0; // truncated in place (max-file 1 starts the file over)
-    const buf = Buffer.alloc(size - r.pos);
-    const n = buf.length ? fs.readSync(r.fd, buf, 0, buf.length, r.pos) : 0;
-    r.pos += n;
-    return buf.subarray(0, n);
+    while (r.pos < size) {
+      const n = fs.readSync(r.fd, chunk, 0, Math.min(chunk.length, size - r.pos), r.pos);
+      if (n <= 0) break;
+      r.pos += n;
+      for (const l of lines(Buffer.from(chunk.subarray(0, n)))) sink(l);
+      await backpressure();
+    }
   };
   const inoOf = (f: string): number => { try { return fs.statSync(f).ino; } catch { return -1; } };
   const maxFile = c.log?.maxFile ?? 1;
@@ -102,10 +112,10 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   // wait out a rotation in progress (the first read, which must reach the live file).
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   let live: Reading | undefined;
-  const advance = (sink: (line: string) => void, settle: boolean) => {
+  const advance = async (sink: (line: string) => void, settle: boolean) => {
     live ??= open(file);
     for (let tries = 0; live;) {
-      for (const l of lines(drain(live))) sink(l);
+      await drain(live, sink);
       if (inoOf(file) === live.ino) return;
       const next = successor(live);
       if (!next) {
@@ -113,25 +123,26 @@ export default async function (argv: string[], g: Globals): Promise<number> {
         Atomics.wait(sleeper, 0, 0, 2);
         continue;
       }
-      for (const l of lines(drain(live))) sink(l); // what was written to it before the rename
+      await drain(live, sink); // what was written to it before the rename
       fs.closeSync(live.fd);
       live = next;
     }
   };
 
   // what is there now: from the oldest file along the chain to the live one (--tail counts over all)
+  // (with --tail N only the last N lines are kept on the way; without it each line goes out at once)
   live = oldest();
-  const now: string[] = [];
-  advance((l) => now.push(l), true);
   const n = tail === undefined || tail === 'all' ? -1 : Number(tail);
-  for (const l of n < 0 ? now : n === 0 ? [] : now.slice(-n)) emit(l);
+  let now: string[] = [];
+  await advance(n < 0 ? emit : (l) => { now.push(l); if (now.length > 2 * n + 1000) now = now.slice(-n); }, true);
+  for (const l of n === 0 ? [] : now.slice(-n)) emit(l);
   const more = () => advance(emit, false);
   if (p.flags.follow && !(to && to <= Date.now())) {
     for (;;) {
       if (to && Date.now() > to) break; // --until in the future: follow until then
       const st = containerState(g.root, c).status;
-      more();
-      if (st !== 'running' && st !== 'restarting' && st !== 'paused') { await sleep(50); more(); break; }
+      await more();
+      if (st !== 'running' && st !== 'restarting' && st !== 'paused') { await sleep(50); await more(); break; }
       await sleep(100);
     }
   }
