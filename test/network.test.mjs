@@ -313,7 +313,9 @@ t2('a killed tsrun: the next command sweeps its veth, namespace and rules', asyn
 
 t2('a detached container keeps its address and ports across restarts, and releases them when it stops for good', async t => {
   const env = await netEnv(t);
-  const run = await env.r(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '-p', '7071:80', 'test/bb:1', 'sh', '-c', 'ip -o -4 addr show eth0; sleep 0.7; exit 3']);
+  // the second of its three runs lasts 4 s: the window in which the rule must still be there
+  const run = await env.r(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '-p', '7071:80', 'test/bb:1', 'sh', '-c',
+    'n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) > /n; ip -o -4 addr show eth0; [ "$n" = 1 ] && sleep 4; sleep 0.3; exit 3']);
   t.is(run.code, 0, describe(run));
   await waitFor(async () => JSON.parse((await env.r(['inspect', 'flaky'])).stdout)[0].RestartCount >= 1, { what: 'a restart' });
   t.regex(natRules(env), /--dport 7071 -j DNAT --to-destination 172\.17\.0\.2:80/, 'kept while the supervisor restarts it');
