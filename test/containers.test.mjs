@@ -217,9 +217,8 @@ t2('a run killed while it reserved its name (a hidden .ID record left): the next
   const dead = spawnSync('sh', ['-c', 'echo $$; exec true'], { encoding: 'utf8' });
   const pid = Number(dead.stdout.trim()); // exited: a reserver that was killed
   const id = 'ab'.repeat(32), name = uniqueId('held');
-  const hidden = join(root, 'containers', '.' + id);
+  const hidden = join(root, 'containers', `.${id}.${pid}.12345`); // its maker (pid, start time) in its name
   execFileSync('mkdir', ['-p', hidden, join(root, 'names')]);
-  writeFileSync(join(hidden, 'reserver'), `${pid} 12345`);
   writeFileSync(join(hidden, 'container.json'), JSON.stringify({ id, name, image: 'test/bb:1', imageId: '', created: new Date().toISOString(), args: [], autoRemove: false, tty: false, restart: 'no', detached: true, openStdin: false }));
   writeFileSync(join(root, 'names', name), id);
   const run = await r(['run', '--name', name, 'test/bb:1', 'true']);

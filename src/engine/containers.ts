@@ -74,7 +74,7 @@ export function listContainers(root: string): ContainerRecord[] {
       // a record being reserved: swept once the command that makes it is dead (or it is old)
       try {
         const p = path.join(containersDir(root), n);
-        if (!reserverAlive(p) || Date.now() - fs.statSync(p).mtimeMs > 600_000) fs.rmSync(p, { recursive: true, force: true });
+        if (!reserverAlive(n) || Date.now() - fs.statSync(p).mtimeMs > 600_000) fs.rmSync(p, { recursive: true, force: true });
       } catch { /* swept by another process */ }
       continue;
     }
@@ -83,16 +83,22 @@ export function listContainers(root: string): ContainerRecord[] {
   return out;
 }
 
-/** DIR/reserver: "PID STARTTIME" of the command reserving the record (a pid alone could be reused). */
-function reserverAlive(dir: string): boolean {
-  let text: string;
-  try { text = fs.readFileSync(path.join(dir, 'reserver'), 'utf8'); } catch {
-    // not written yet: its maker is at work, unless it died between mkdir and that write
-    try { return Date.now() - fs.statSync(dir).mtimeMs < 30_000; } catch { return false; }
-  }
-  const [pid, start] = text.split(' ');
-  const st = procStat(Number(pid));
-  return !!st && st.start === start && st.state !== 'Z' && st.state !== 'X';
+/** A hidden record's name: `.ID.PID.STARTTIME`, its maker (a pid alone could be reused), in the name itself (no window). */
+function hiddenName(id: string): string {
+  return `.${id}.${process.pid}.${procStat(process.pid)?.start ?? 0}`;
+}
+
+/** Is the command that makes this hidden record alive? (A name of another shape: the 10-minute rule alone.) */
+function reserverAlive(name: string): boolean {
+  const m = /^\.[0-9a-f]{64}\.(\d+)\.(\d+)$/.exec(name);
+  if (!m) return true;
+  const st = procStat(Number(m[1]));
+  return !!st && st.start === m[2] && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** The hidden record of id whose maker is alive, if there is one. */
+function hiddenAlive(root: string, id: string): boolean {
+  try { return fs.readdirSync(containersDir(root)).some((n) => n.startsWith(`.${id}.`) && reserverAlive(n)); } catch { return false; }
 }
 
 /** By full id, unique id prefix or name. */
@@ -111,9 +117,9 @@ export function saveContainer(root: string, c: ContainerRecord): void {
 }
 
 /**
- * Create the record with an exclusive name. The record is written first in a hidden `.<id>` dir
- * (a create killed half-way leaves at most that, which listContainers sweeps once its maker, named in
- * DIR/reserver, is dead, or once it is 10 minutes old), then
+ * Create the record with an exclusive name. The record is written first in a hidden `.<id>.<pid>.<start>`
+ * dir (a create killed half-way leaves at most that, which listContainers sweeps once its maker, named
+ * in the dir's name, is dead, or once it is 10 minutes old), then
  * the name is taken (`names/<name>` created exclusively), then the dir is renamed into place. A
  * name file whose owner has neither dir is stale (its container is gone): it is taken over under
  * `names/.lock`, re-checked there, so two commands never both take it.
@@ -122,10 +128,9 @@ export function reserveContainer(root: string, c: ContainerRecord): void {
   fs.mkdirSync(containersDir(root), { recursive: true, mode: 0o711 });
   const names = path.join(root, 'names');
   fs.mkdirSync(names, { recursive: true, mode: 0o711 });
-  const tmp = path.join(containersDir(root), '.' + c.id);
+  const tmp = path.join(containersDir(root), hiddenName(c.id));
   fs.mkdirSync(tmp, { mode: 0o711 });
   try {
-    writeAtomic(path.join(tmp, 'reserver'), `${process.pid} ${procStat(process.pid)?.start ?? ''}`, 0o600);
     writeAtomic(path.join(tmp, 'container.json'), JSON.stringify(c, null, 2), 0o600);
     takeName(root, c.name, c.id);
     fs.renameSync(tmp, containerPath(root, c.id));
@@ -145,7 +150,7 @@ export function takeName(root: string, name: string, id: string): void {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     withFileLock(path.join(names, '.lock'), () => {
       const owner = fs.readFileSync(file, 'utf8');
-      if (owner !== id && (fs.existsSync(containerPath(root, owner)) || fs.existsSync(path.join(containersDir(root), '.' + owner)))) {
+      if (owner !== id && (fs.existsSync(containerPath(root, owner)) || hiddenAlive(root, owner))) {
         throw new TsrunError(`Conflict. The container name "/${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, 125);
       }
       writeAtomic(file, id, 0o644);
