@@ -35,12 +35,9 @@ export interface ContainerRecord {
   health?: import('./health').HealthConfig;
 }
 
-/** The json-file log of a container, and its rotated files oldest first (FILE.N ... FILE.1, FILE). */
-export function logFiles(root: string, c: ContainerRecord): string[] {
-  const file = path.join(containerPath(root, c.id), `${c.id}-json.log`);
-  const older: string[] = [];
-  for (let k = 1; k < (c.log?.maxFile ?? 1); k++) older.unshift(`${file}.${k}`);
-  return [...older, file];
+/** The json-file log of a container (its rotated files are FILE.1, FILE.2, ... beside it). */
+export function logPath(root: string, id: string): string {
+  return path.join(containerPath(root, id), `${id}-json.log`);
 }
 
 export function containersDir(root: string): string {

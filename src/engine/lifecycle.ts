@@ -145,7 +145,7 @@ async function superviseLocked(root: string, c: ct.ContainerRecord, o: { restart
   try { stale = currentStatus(root, store.loadRecord(root, c.id)) === 'stopped'; } catch { /* none */ }
   if (stale) runtimeDel(root, c.id, true);
   const args = ['--id', c.id, '--dir', dir, '--root', path.resolve(root), '--tsrun', tsrunBin(), '--node', process.execPath,
-    '--log', c.log?.driver === 'none' ? '/dev/null' : path.join(dir, `${c.id}-json.log`),
+    '--log', c.log?.driver === 'none' ? '/dev/null' : ct.logPath(root, c.id),
     ...(c.log?.maxSize ? ['--log-max-size', String(c.log.maxSize), '--log-max-file', String(c.log.maxFile ?? 1)] : []), '--restart', o.restart ?? 'no',
     ...(c.health ? ['--health-interval', String(c.health.interval)] : []), ...(o.rm ? ['--rm'] : []), ...(o.tty ? ['--tty'] : []),
     ...(o.stdin ?? c.openStdin ? ['--stdin'] : []), ...(o.attach ? ['--attach-fd', '4'] : [])];

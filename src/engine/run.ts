@@ -149,7 +149,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     // terminal (-t without one on our stdin) is passed through as it is
     attachNetwork(o.root, rec); // (a failure from here on: the catch below removes the container, network and all)
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const tee = !o.rm && !o.tty && rec.log?.driver !== 'none' ? (require('./outlog') as typeof import('./outlog')).teeOutput(path.join(dir, `${rec.id}-json.log`), rec.log) : undefined;
+    const tee = !o.rm && !o.tty && rec.log?.driver !== 'none' ? (require('./outlog') as typeof import('./outlog')).teeOutput(ct.logPath(o.root, rec.id), rec.log) : undefined;
     const probes = rec.health ? healthProbes(o.root, rec) : undefined;
     try {
       code = await runtimeRun({ root: o.root, id: rec.id, bundle: dir, stdinNull: o.stdin === 'null', ...(tee ? { stdio: tee.fds } : {}) });

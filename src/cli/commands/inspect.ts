@@ -2,7 +2,7 @@ import { parse, str, type Globals } from '../args';
 import { openStore, resolveImage, inspectImage } from '../../image/ops';
 import { TsrunError } from '../../runtime/errors';
 import { renderTemplate } from '../template';
-import { findContainer, containerPath, type ContainerRecord } from '../../engine/containers';
+import { findContainer, containerPath, logPath, type ContainerRecord } from '../../engine/containers';
 import { containerState } from '../../engine/lifecycle';
 import { INIT_PATH } from '../../engine/spec';
 import { volumeMountpoint } from '../../engine/volumes';
@@ -31,7 +31,7 @@ function inspectContainer(root: string, c: ContainerRecord): Record<string, unkn
       ...(c.health ? { Health: healthState(root, c.id, s.health) } : {}),
     },
     Image: c.imageId, Name: '/' + c.name, RestartCount: s.exit?.restartCount ?? 0,
-    LogPath: path.join(containerPath(root, c.id), `${c.id}-json.log`),
+    LogPath: logPath(root, c.id),
     HostConfig: { AutoRemove: c.autoRemove, RestartPolicy: { Name: (c.restart ?? 'no').split(':')[0], MaximumRetryCount: Number((c.restart ?? '').split(':')[1] ?? 0) },
       NetworkMode: c.net?.mode ?? 'none', PortBindings: portBindings(c), Dns: c.net?.dns ?? [], ExtraHosts: c.net?.addHosts ?? null, Links: c.net?.links?.map((l) => `${l.name}:${l.alias}`) ?? null,
       Binds: mounts.filter((m) => m.Type !== 'tmpfs').map((m) => `${m.Type === 'volume' ? m.Name : m.Source}:${m.Destination}${m.RW ? '' : ':ro'}`),

@@ -1,7 +1,7 @@
 import fs = require('fs');
 import path = require('path');
 import { parse, str, type Globals } from '../args';
-import { findContainer, logFiles } from '../../engine/containers';
+import { findContainer, logPath } from '../../engine/containers';
 import { containerState, sleep } from '../../engine/lifecycle';
 import { TsrunError } from '../../runtime/errors';
 
@@ -20,8 +20,7 @@ export default async function (argv: string[], g: Globals): Promise<number> {
   if (p.args.length !== 1) throw new TsrunError('"tsrun logs" requires exactly 1 argument');
   const c = findContainer(g.root, p.args[0]);
   if (c.log?.driver === 'none') throw new TsrunError('configured logging driver does not support reading', 1);
-  const files = logFiles(g.root, c);
-  const file = files[files.length - 1];
+  const file = logPath(g.root, c.id);
   const from = since(str(p, 'since'));
   const to = since(str(p, 'until'), 'until');
   const tail = str(p, 'tail');
